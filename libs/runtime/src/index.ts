@@ -1,0 +1,18 @@
+export { ConfigError, HelpRequested, loadConfig, helpText, flagName, envName, opt } from './config';
+export type { ConfigOf, LoadOptions, Option, Schema } from './config';
+export { ErrorCode, PurifyError, errorCodeOf, isServiceError, toGrpcError } from './errors';
+export { MessageReader, unary, serverStream, bidiStream, notYetImplemented } from './handlers';
+export type { CallContext, HandlerEnv } from './handlers';
+export { Logger, LogLevel } from './logger';
+export type { LogFields, LogSink } from './logger';
+export { DEFAULT_PORTS, HEALTH_SERVICE, REFLECTION_SERVICES, serverSchema, startServer } from './server';
+export type { DomainHandlers, RunningServer, ServerSettings, StartServerOptions } from './server';
+export { IDEMPOTENT_METHODS, channelOptions, createClient, targetFor, unaryCall } from './client';
+export type { CallSettings, ClientSettings } from './client';
+export { checkHealth, listServices, waitUntilServing } from './probe';
+export type { ServingStatus } from './probe';
+export { ExitCode, configOrExit, runService, startInProcess } from './service-main';
+export type { ReadyMessage, ServiceDefinitionSpec, ServiceSchema } from './service-main';
+export * as validate from './validate';
+export { readSetup } from './streams';
+export type { SetupOrChunk } from './streams';

@@ -1,0 +1,1 @@
+export { agentService, main } from './server';

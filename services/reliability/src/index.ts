@@ -1,0 +1,1 @@
+export { reliabilityService, main } from './server';

@@ -1,0 +1,1 @@
+export { segmenterService, main } from './server';

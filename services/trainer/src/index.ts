@@ -1,0 +1,1 @@
+export { trainerService, main } from './server';

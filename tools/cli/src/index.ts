@@ -1,0 +1,2 @@
+export { launchServices, serviceEntry, SERVICE_ORDER } from './launcher';
+export type { Launch, LaunchedService, LaunchOptions } from './launcher';

@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { statusCommand } from './commands/status';
+import { upCommand } from './commands/up';
+
+import { version as VERSION } from '../package.json';
+
+export function buildProgram(): Command {
+  return new Command('purify')
+    .description('Unsupervised domain adaptation for medical image segmentation with RL-purified pseudo-labels')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .addCommand(upCommand())
+    .addCommand(statusCommand());
+}
+
