@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { dataCommand } from './commands/data';
+import { evaluateCommand } from './commands/evaluate';
 import { statusCommand } from './commands/status';
 import { upCommand } from './commands/up';
 
@@ -10,6 +12,8 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .addCommand(upCommand())
-    .addCommand(statusCommand());
+    .addCommand(statusCommand())
+    .addCommand(dataCommand())
+    .addCommand(evaluateCommand());
 }
 

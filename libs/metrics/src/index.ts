@@ -1,0 +1,10 @@
+export { MetricsError } from './errors';
+export { SPACING_RELATIVE_TOLERANCE } from './label-map';
+export type { LabelMap } from './label-map';
+export { euclideanDistanceTransform } from './edt';
+export { surfaceMask } from './surface';
+export { percentile } from './percentile';
+export { DEFAULT_SURFACE_TOLERANCE_MM, SURFACE_TOLERANCE_SLACK_MM, computeCaseMetrics, computeLabelMetrics } from './metrics';
+export type { DirectedDistances, LabelMetrics, MetricsOptions } from './metrics';
+export { MetricsAccumulator, SUMMARY_METRICS, meanStd } from './accumulator';
+export type { CaseResult, LabelSummary, MeanStd, MetricsSummary, SummaryMetric } from './accumulator';
