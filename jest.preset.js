@@ -4,7 +4,9 @@
 const { join } = require('node:path');
 
 module.exports = {
-  testEnvironment: 'node',
+  // Node environment sharing the main realm's typed-array classes (onnxruntime-node
+  // needs it; see jest.environment.js).
+  testEnvironment: join(__dirname, 'jest.environment.js'),
   testEnvironmentOptions: {
     customExportConditions: ['@purify/source', 'node', 'node-addons'],
   },

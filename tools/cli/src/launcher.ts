@@ -47,7 +47,7 @@ export interface Launch {
 
 /** File to run for a service and the node flags it needs (tsx for sources). */
 export function serviceEntry(kind: ServiceKind): { file: string; nodeArgs: string[] } {
-  const file = require.resolve(`@purify/${kind}/main`);
+  const file = require.resolve(`@purify/${kind}-service/main`);
   if (!file.endsWith('.ts')) return { file, nodeArgs: [] };
   const tsx = pathToFileURL(require.resolve('tsx')).href;
   return { file, nodeArgs: [`--import=${tsx}`, '--conditions=@purify/source'] };

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { dataCommand } from './commands/data';
 import { evaluateCommand } from './commands/evaluate';
+import { policyCommand } from './commands/policy';
 import { statusCommand } from './commands/status';
 import { upCommand } from './commands/up';
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .addCommand(upCommand())
     .addCommand(statusCommand())
     .addCommand(dataCommand())
-    .addCommand(evaluateCommand());
+    .addCommand(evaluateCommand())
+    .addCommand(policyCommand());
 }
 

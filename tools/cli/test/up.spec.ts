@@ -116,7 +116,7 @@ describe('service processes refuse bad configuration at start', () => {
     ['agent', ['--artifacts-dir', aFile], `purify-agent: invalid --artifacts-dir (from flag --artifacts-dir): must be a directory (it is a file), got ${JSON.stringify(aFile)}`],
     ['trainer', ['--agent-addresses', 'nohost'], 'purify-trainer: invalid --agent-addresses (from flag --agent-addresses): must be host:port, got "nohost"'],
   ] as [ServiceKind, string[], string][])('%s %p', (kind, flags, message) => {
-    const entry = require.resolve(`@purify/${kind}/main`);
+    const entry = require.resolve(`@purify/${kind}-service/main`);
     const tsx = require('node:url').pathToFileURL(require.resolve('tsx')).href as string;
     const result = spawnSync(process.execPath, [`--import=${tsx}`, '--conditions=@purify/source', entry, ...flags], { encoding: 'utf8' });
     expect(result.status).toBe(2);

@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs';
+import { heapF32, wasmBackendOf, type KernelArgs } from './wasm-backend';
+
+/**
+ * Cheap kernels that a training step calls many times, where the shipped wasm
+ * kernels copy or transpose needlessly (see docs/kernels.md for the profile).
+ */
+
+/**
+ * `Identity` without a copy: the output shares the input's data and takes a
+ * reference to it (what the cpu backend and wasm's own `Reshape` do; tfjs
+ * never writes a tensor's data in place). The shipped kernel copied the whole
+ * tensor, ~77 times per U-Net training step.
+ */
+export function identityWasm(args: KernelArgs): tf.TensorInfo {
+  const x = args.inputs['x'];
+  if (x == null) throw new Error("Identity: input 'x' is missing");
+  if (x.dtype === 'string') throw new Error('Identity on wasm: string tensors are not supported by our kernel');
+  (args.backend as { incRef(dataId: tf.DataId): void }).incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
+/**
+ * `Sum` over all leading axes of a float32 tensor `[..., C]` (a bias
+ * gradient: Σ over N, H, W of dy `[N, H, W, C]`) in one pass with float64
+ * accumulators (as the cpu backend accumulates); every other reduction goes
+ * to the shipped kernel (`fallback`), which first transposes the reduced axes
+ * innermost — a full extra copy for this case.
+ */
+export function makeSumWasm(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'];
+    const attrs = args.attrs as unknown as tf.SumAttrs;
+    if (x == null || x.dtype !== 'float32' || x.shape.length < 2) return fallback(args);
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
+    const leading = axes.length === rank - 1 && [...axes].sort((a, b) => a - b).every((a, i) => a === i);
+    const c = x.shape[rank - 1]!;
+    if (!leading || c === 0) return fallback(args);
+    const backend = wasmBackendOf(args, 'Sum');
+    const out = backend.makeOutput(attrs.keepDims ? [...x.shape.slice(0, -1).map(() => 1), c] : [c], 'float32');
+    const v = heapF32(backend, x);
+    const acc = new Float64Array(c);
+    for (let i = 0; i < v.length; i += c) {
+      for (let j = 0; j < c; j++) acc[j] = acc[j]! + v[i + j]!;
+    }
+    heapF32(backend, out).set(acc);
+    return out;
+  };
+}

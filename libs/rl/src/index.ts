@@ -1,0 +1,14 @@
+export { ActionSpace } from './types';
+export type { ActOptions, ActResult, Policy, PolicySpec, PpoConfig, Trajectory, Transition, UpdateStats } from './types';
+export { DEFAULT_PPO_CONFIG, validatePolicySpec, validatePpoConfig } from './config';
+export { RlError } from './errors';
+export { computeGae } from './gae';
+export type { GaeResult } from './gae';
+export { NORM_CLIP, NORM_EPSILON, RunningNormalizer } from './normalizer';
+export type { NormalizerState } from './normalizer';
+export { BETA_EPS, createPolicy, deserializePolicy } from './policy';
+export { ppoLoss } from './ppo';
+export type { PpoLossInputs, PpoLossSettings, PpoLossTerms } from './ppo';
+export { POLICY_FORMAT_VERSION, POLICY_MAGIC } from './serialize';
+export { betaEntropy, betaLogProb, digamma, lgamma } from './special';
+export { RL_DEFAULT_BACKEND, selectRlBackend } from './backend';
