@@ -198,8 +198,12 @@ export class MessageReader<T> {
       if (this.ended) return undefined;
       if (signal?.aborted) throw signal.reason;
       await new Promise<void>((resolve) => {
-        this.wake = resolve;
-        signal?.addEventListener('abort', () => resolve(), { once: true });
+        const onAbort = (): void => resolve();
+        this.wake = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
       });
     }
   }

@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { dataCommand } from './commands/data';
 import { evaluateCommand } from './commands/evaluate';
+import { pacsCommand } from './commands/pacs';
 import { policyCommand } from './commands/policy';
+import { reliabilityCommand } from './commands/reliability';
+import { segmentCommand } from './commands/segment';
 import { statusCommand } from './commands/status';
 import { upCommand } from './commands/up';
 
@@ -16,6 +19,9 @@ export function buildProgram(): Command {
     .addCommand(statusCommand())
     .addCommand(dataCommand())
     .addCommand(evaluateCommand())
-    .addCommand(policyCommand());
+    .addCommand(policyCommand())
+    .addCommand(segmentCommand())
+    .addCommand(reliabilityCommand())
+    .addCommand(pacsCommand());
 }
 
