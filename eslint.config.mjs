@@ -33,7 +33,7 @@ export default tseslint.config(
     files: ['**/*.ts'],
     languageOptions: {
       parserOptions: {
-        project: ['./proto/tsconfig.spec.json', './libs/*/tsconfig.spec.json', './services/*/tsconfig.spec.json', './tools/*/tsconfig.spec.json'],
+        project: ['./proto/tsconfig.spec.json', './libs/*/tsconfig.spec.json', './services/*/tsconfig.spec.json', './tools/*/tsconfig.spec.json', './deploy/tsconfig.spec.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -20,6 +20,8 @@
  * disturbed figure.
  */
 import { spawnSync } from 'node:child_process';
+/** Debian's python3 (where python3-torch installs), whatever `python3` is on PATH; override with PURIFY_PEER_PYTHON. */
+const PEER_PYTHON = process.env['PURIFY_PEER_PYTHON'] ?? '/usr/bin/python3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,10 +74,10 @@ async function time(run: () => Promise<void>): Promise<{ medianMs: number; minMs
 }
 
 function torchRow(): Row | string {
-  const probe = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return 'python3-torch is not installed (python3 -c "import torch" failed)';
+  const probe = spawnSync(PEER_PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return 'python3-torch is not installed (${PEER_PYTHON} -c "import torch" failed)';
   const script = join(__dirname, 'segmenter_throughput_torch.py');
-  const res = spawnSync('python3', [script, '--slices', String(slices), '--size', String(size), '--batch', String(batch), '--threads', String(threads), '--reps', String(reps)], {
+  const res = spawnSync(PEER_PYTHON, [script, '--slices', String(slices), '--size', String(size), '--batch', String(batch), '--threads', String(threads), '--reps', String(reps)], {
     encoding: 'utf8',
     env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' },
   });

@@ -26,7 +26,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -108,6 +108,9 @@ export async function startOrthanc(options: { startTimeoutMs?: number } = {}): P
   orthanc.stderr?.on('data', (b: Buffer) => (orthancLog += b.toString()));
   let relay: ChildProcess | undefined;
   let bridge: Server | undefined;
+  // Open bridge connections: fetch keeps sockets alive, and server.close() waits
+  // for every connection, so stop() destroys them.
+  const sockets = new Set<Socket>();
   const killAll = (): void => {
     relay?.kill('SIGKILL');
     orthanc.kill('SIGKILL');
@@ -116,7 +119,9 @@ export async function startOrthanc(options: { startTimeoutMs?: number } = {}): P
 
   const stop = async (): Promise<void> => {
     process.removeListener('exit', killAll);
-    await new Promise<void>((resolve) => (bridge ? bridge.close(() => resolve()) : resolve()));
+    const closed = new Promise<void>((resolve) => (bridge ? bridge.close(() => resolve()) : resolve()));
+    for (const socket of sockets) socket.destroy();
+    await closed;
     if (relay) {
       relay.kill('SIGTERM');
       await waitExit(relay, 5000);
@@ -142,7 +147,11 @@ export async function startOrthanc(options: { startTimeoutMs?: number } = {}): P
     });
 
     bridge = createServer((client) => {
+      sockets.add(client);
+      client.once('close', () => sockets.delete(client));
       const upstream = createConnection(socketPath);
+      sockets.add(upstream);
+      upstream.once('close', () => sockets.delete(upstream));
       client.pipe(upstream).pipe(client);
       const close = (): void => {
         client.destroy();

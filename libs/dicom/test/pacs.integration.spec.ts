@@ -152,12 +152,13 @@ describe('PACS pipeline against Orthanc in its own network namespace', () => {
     await client.store(shuffled(phantomSeries.instances.map((i) => i.bytes), 3));
     await client.store(scout.instances.map((i) => i.bytes));
     await client.store([ctSmall, mrSmall]);
-  });
+    // Generous: on a loaded 2-core machine Orthanc's start and the first stores take tens of seconds.
+  }, 180_000);
 
   afterAll(async () => {
     await orthanc?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
-  });
+  }, 30_000);
 
   let phantomResult: Awaited<ReturnType<typeof runStudy>>;
   let source: SeriesVolume;

@@ -33,3 +33,7 @@ export type { OnnxExportOptions } from './onnx/export';
 
 // Fast, correct TensorFlow.js-wasm training kernels (docs/kernels.md).
 export { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from './kernels';
+
+// Data-parallel training across worker_threads (docs/parallel-training.md).
+export { DataParallelTrainer, DEFAULT_PARALLEL_WORKERS, ParallelWorkerError, UpdateMode, splitBatch, crossEntropyNormaliser, diceTotalsGradient } from './parallel';
+export type { DataParallelOptions, HostBatch, TensorBatch, ParallelStepOptions, ParallelStepResult, ParallelGradients, ParallelLossOptions, Shard, WorkerTimings } from './parallel';

@@ -1,5 +1,5 @@
+import { context } from '@opentelemetry/api';
 import {
-  credentials as grpcCredentials,
   Metadata,
   type CallOptions,
   type ChannelCredentials,
@@ -10,6 +10,8 @@ import {
 import { SERVICE_NAMES, type ServiceKind } from '@purify/proto';
 import { PurifyError } from './errors';
 import type { CallContext } from './handlers';
+import { clientCredentials, defaultClientTls, type ClientTlsSettings } from './tls';
+import { traceContextOf } from './tracing';
 
 /**
  * Client factory: every channel balances round-robin over its addresses, retries
@@ -33,7 +35,14 @@ export interface ClientSettings {
   readonly maxMessageBytes?: number;
   /** Attempts per idempotent call, including the first (1 = no retry). */
   readonly maxAttempts?: number;
+  /** Explicit channel credentials; wins over `tls`. */
   readonly credentials?: ChannelCredentials;
+  /**
+   * TLS for this channel. Without `credentials` and `tls` the process default
+   * applies (`setDefaultClientTls`, set by `runService` from `--client-tls-*`),
+   * and without that, plaintext.
+   */
+  readonly tls?: ClientTlsSettings;
 }
 
 type ClientConstructor<C> = new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>) => C;
@@ -89,11 +98,8 @@ const defaultTimeouts = new WeakMap<object, number>();
 
 /** Creates a generated client (e.g. `AgentServiceClient`) for `kind` over `settings.addresses`. */
 export function createClient<C extends object>(ctor: ClientConstructor<C>, kind: ServiceKind, settings: ClientSettings): C {
-  const client = new ctor(
-    targetFor(settings.addresses),
-    settings.credentials ?? grpcCredentials.createInsecure(),
-    channelOptions(kind, settings),
-  );
+  const transport = settings.credentials ? { credentials: settings.credentials, options: {} } : clientCredentials(settings.tls ?? defaultClientTls());
+  const client = new ctor(targetFor(settings.addresses), transport.credentials, { ...channelOptions(kind, settings), ...transport.options });
   defaultTimeouts.set(client, settings.defaultTimeoutMs ?? 30_000);
   return client;
 }
@@ -132,10 +138,13 @@ export function unaryCall<C extends object, M extends UnaryMethodName<C>>(
   const options: Partial<CallOptions> = settings.parent ? settings.parent.downstream() : {};
   options.deadline = Math.min(Date.now() + timeoutMs, settings.parent ? Date.now() + settings.parent.remainingMs() : Infinity);
   return new Promise((resolve, reject) => {
-    const call = fn.call(client, request, settings.metadata ?? new Metadata(), options, (err, res) => {
-      if (err) reject(PurifyError.wrap(err, `${String(method)} failed`));
-      else resolve(res);
-    });
+    // Inside the parent call's trace context, so the client span is its child.
+    const call = context.with(traceContextOf(settings.parent), () =>
+      fn.call(client, request, settings.metadata ?? new Metadata(), options, (err, res) => {
+        if (err) reject(PurifyError.wrap(err, `${String(method)} failed`));
+        else resolve(res);
+      }),
+    );
     settings.signal?.addEventListener('abort', () => call.cancel(), { once: true });
   });
 }

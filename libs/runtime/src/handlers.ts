@@ -7,8 +7,11 @@ import type {
   ServerUnaryCall,
   ServerWritableStream,
 } from '@grpc/grpc-js';
+import { context } from '@opentelemetry/api';
 import { ErrorCode, PurifyError, toGrpcError } from './errors';
 import type { Logger } from './logger';
+import { recordRpc } from './metrics';
+import { bindTraceContext } from './tracing';
 
 /** What a handler knows about the call it serves. */
 export interface CallContext {
@@ -97,8 +100,14 @@ export interface HandlerEnv {
   readonly service: string;
 }
 
+/**
+ * Logs the outcome of a call and records its metrics. Never logs the request or
+ * response: payloads may carry patient data.
+ */
 function logOutcome(env: HandlerEnv, method: string, started: number, err?: PurifyError): void {
-  const fields = { method, durationMs: Math.round((performance.now() - started) * 10) / 10 };
+  const elapsedMs = performance.now() - started;
+  recordRpc(env.service, method, err ? err.grpcStatus : 0, err ? err.code : 'OK', elapsedMs / 1000);
+  const fields = { method, durationMs: Math.round(elapsedMs * 10) / 10 };
   if (!err) env.logger.debug('rpc ok', fields);
   else if (err.code === ErrorCode.Internal) env.logger.error('rpc failed', { ...fields, code: err.code, error: err, cause: err.cause });
   else env.logger.info('rpc refused', { ...fields, code: err.code, error: err.message });
@@ -106,6 +115,8 @@ function logOutcome(env: HandlerEnv, method: string, started: number, err?: Puri
 
 function begin(env: HandlerEnv, call: AnyServerCall, name: string): Context {
   const ctx = new Context(call, `/${env.service}/${name}`, env.logger);
+  // The gRPC instrumentation runs the handler inside the call's server span.
+  bindTraceContext(ctx, context.active());
   // A request that arrives after its deadline is not started at all.
   ctx.throwIfAborted();
   return ctx;

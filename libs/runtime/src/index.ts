@@ -10,7 +10,26 @@ export type { DomainHandlers, RunningServer, ServerSettings, StartServerOptions 
 export { IDEMPOTENT_METHODS, channelOptions, createClient, targetFor, unaryCall } from './client';
 export type { CallSettings, ClientSettings } from './client';
 export { checkHealth, listServices, waitUntilServing } from './probe';
-export type { ServingStatus } from './probe';
+export type { ProbeTransport, ServingStatus } from './probe';
+export {
+  checkClientTls,
+  checkServerTls,
+  clientCredentials,
+  clientTlsFromEnv,
+  clientTlsFromSettings,
+  clientTlsSchema,
+  defaultClientTls,
+  isLoopbackHost,
+  serverCredentials,
+  setDefaultClientTls,
+} from './tls';
+export type { ClientTlsSettings, ServerTlsSettings } from './tls';
+export { SpanAttr, addSpanAttributes, runInCallTrace, traceIds, withSpan } from './tracing';
+export type { SpanAttributeValue, SpanAttributes, WithSpanOptions } from './tracing';
+export { MetricName, serviceMetrics } from './metrics';
+export type { VersionRef } from './metrics';
+export { healthcheck } from './healthcheck';
+export type { HealthcheckResult } from './healthcheck';
 export { ExitCode, configOrExit, runService, startInProcess } from './service-main';
 export type { ReadyMessage, ServiceDefinitionSpec, ServiceSchema } from './service-main';
 export * as validate from './validate';

@@ -1,3 +1,5 @@
+import { context, trace } from '@opentelemetry/api';
+
 /** Log levels, most verbose first. */
 export const LogLevel = {
   Debug: 'debug',
@@ -21,8 +23,9 @@ const stdoutSink: LogSink = (line) => {
 
 /**
  * Structured JSON logger: one line per event with `time`, `level`, `msg` and the
- * bound fields (service, trace ids, …). Never pass pixel data or patient
- * identifiers as fields.
+ * bound fields (service, …). A line written while a span is active (inside a
+ * traced gRPC call) also carries its `traceId` and `spanId`. Never pass pixel
+ * data, request payloads or patient identifiers as fields.
  */
 export class Logger {
   constructor(
@@ -54,7 +57,7 @@ export class Logger {
 
   private write(level: LogLevel, msg: string, fields?: LogFields): void {
     if (RANK[level] < RANK[this.level]) return;
-    const record = { time: new Date().toISOString(), level, msg, ...this.fields, ...fields };
+    const record = { time: new Date().toISOString(), level, msg, ...activeTraceIds(), ...this.fields, ...fields };
     this.sink(JSON.stringify(record, errorReplacer));
   }
 }
@@ -70,4 +73,11 @@ function errorReplacer(_key: string, value: unknown): unknown {
   }
   if (typeof value === 'bigint') return value.toString();
   return value;
+}
+
+/** `traceId`/`spanId` of the active span, or nothing outside a recorded trace. */
+function activeTraceIds(): { traceId?: string; spanId?: string } {
+  const spanContext = trace.getSpanContext(context.active());
+  if (!spanContext || !trace.isSpanContextValid(spanContext)) return {};
+  return { traceId: spanContext.traceId, spanId: spanContext.spanId };
 }

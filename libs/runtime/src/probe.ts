@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { credentials, loadPackageDefinition, Metadata, status, type Client, type ServiceError } from '@grpc/grpc-js';
+import { loadPackageDefinition, Metadata, status, type ChannelCredentials, type Client, type ClientOptions, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { PurifyError } from './errors';
 import { targetFor } from './client';
+import { clientCredentials, defaultClientTls, type ClientTlsSettings } from './tls';
 
 /**
  * Probes any gRPC server through the standard health and reflection protocols,
@@ -14,7 +15,19 @@ import { targetFor } from './client';
 export type ServingStatus = 'UNKNOWN' | 'SERVING' | 'NOT_SERVING' | 'SERVICE_UNKNOWN';
 
 type Unary = (req: object, md: Metadata, opts: { deadline: number }, cb: (err: ServiceError | null, res: Record<string, unknown>) => void) => void;
-type ClientCtor = new (target: string, creds: ReturnType<typeof credentials.createInsecure>) => Client & Record<string, Unary>;
+type ClientCtor = new (target: string, creds: ChannelCredentials, options?: Partial<ClientOptions>) => Client & Record<string, Unary>;
+
+/**
+ * How a probe connects: TLS settings, or explicit credentials. Absent = the
+ * process default (`setDefaultClientTls`), else plaintext.
+ */
+export type ProbeTransport = ClientTlsSettings | { readonly credentials: ChannelCredentials };
+
+function connect(ctor: ClientCtor, address: string, transport: ProbeTransport | undefined): Client & Record<string, Unary> {
+  if (transport && 'credentials' in transport) return new ctor(targetFor([address]), transport.credentials);
+  const { credentials, options } = clientCredentials(transport ?? defaultClientTls());
+  return new ctor(targetFor([address]), credentials, options);
+}
 
 let ctors: { health: ClientCtor; reflection: ClientCtor } | undefined;
 
@@ -34,8 +47,8 @@ function clients(): { health: ClientCtor; reflection: ClientCtor } {
 }
 
 /** `grpc.health.v1.Health/Check` for `service` ('' = the whole server). */
-export async function checkHealth(address: string, service = '', timeoutMs = 2000): Promise<ServingStatus> {
-  const client = new (clients().health)(targetFor([address]), credentials.createInsecure());
+export async function checkHealth(address: string, service = '', timeoutMs = 2000, transport?: ProbeTransport): Promise<ServingStatus> {
+  const client = connect(clients().health, address, transport);
   try {
     return await new Promise<ServingStatus>((resolve, reject) => {
       (client['Check'] as Unary)({ service }, new Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
@@ -51,8 +64,8 @@ export async function checkHealth(address: string, service = '', timeoutMs = 200
 }
 
 /** Services a server lists through reflection (`grpc.reflection.v1`). */
-export async function listServices(address: string, timeoutMs = 2000): Promise<string[]> {
-  const client = new (clients().reflection)(targetFor([address]), credentials.createInsecure());
+export async function listServices(address: string, timeoutMs = 2000, transport?: ProbeTransport): Promise<string[]> {
+  const client = connect(clients().reflection, address, transport);
   try {
     return await new Promise<string[]>((resolve, reject) => {
       const stream = (client['ServerReflectionInfo'] as unknown as (md: Metadata, opts: { deadline: number }) => NodeJS.ReadWriteStream & { end(): void })(
@@ -73,12 +86,12 @@ export async function listServices(address: string, timeoutMs = 2000): Promise<s
 }
 
 /** Polls health until SERVING or `timeoutMs` passes. */
-export async function waitUntilServing(address: string, timeoutMs: number, intervalMs = 100): Promise<void> {
+export async function waitUntilServing(address: string, timeoutMs: number, intervalMs = 100, transport?: ProbeTransport): Promise<void> {
   const until = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < until) {
     try {
-      const status = await checkHealth(address, '', Math.min(1000, Math.max(1, until - Date.now())));
+      const status = await checkHealth(address, '', Math.min(1000, Math.max(1, until - Date.now())), transport);
       if (status === 'SERVING') return;
       last = status;
     } catch (err) {

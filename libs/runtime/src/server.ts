@@ -1,36 +1,19 @@
 import { join } from 'node:path';
-import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Server, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { startMetrics, type MetricsHandle } from '@purify/telemetry';
 import { PROTO_FILES, PROTO_ROOT, SERVICE_NAMES, type GetInfoRequest, type ServiceInfo, type ServiceKind } from '@purify/proto';
-import { opt } from './config';
 import { unary, type HandlerEnv } from './handlers';
-import { LogLevel, type Logger } from './logger';
+import type { Logger } from './logger';
+import { isLoopbackHost, serverCredentials, serverUsesTls } from './tls';
 import { version as VERSION } from '../package.json';
 
 export const HEALTH_SERVICE = 'grpc.health.v1.Health';
 export const REFLECTION_SERVICES = ['grpc.reflection.v1.ServerReflection', 'grpc.reflection.v1alpha.ServerReflection'] as const;
 
-/** Default loopback ports of the four services (`purify up` uses them unless told otherwise). */
-export const DEFAULT_PORTS: Readonly<Record<ServiceKind, number>> = {
-  segmenter: 50151,
-  reliability: 50152,
-  agent: 50153,
-  trainer: 50154,
-};
-
-/** Settings every server has; services extend this schema with their own. */
-export function serverSchema(kind: ServiceKind) {
-  return {
-    host: opt.string('Interface to listen on (0.0.0.0 in containers)', '127.0.0.1'),
-    port: opt.port('Port to listen on; 0 picks a free one', DEFAULT_PORTS[kind]),
-    maxReceiveMessageBytes: opt.int('Largest message the server accepts, bytes', 64 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }),
-    maxSendMessageBytes: opt.int('Largest message the server sends, bytes', 64 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }),
-    shutdownGraceMs: opt.int('On SIGTERM, how long in-flight calls may finish before they are cut', 10_000, { min: 0, max: 600_000 }),
-    logLevel: opt.oneOf('Least severe log level written', Object.values(LogLevel), LogLevel.Info),
-  };
-}
+export { DEFAULT_PORTS, serverSchema } from './settings';
 
 /**
  * The handlers a service provides: the generated `…ServiceServer` interface
@@ -47,6 +30,15 @@ export interface ServerSettings {
   readonly maxReceiveMessageBytes: number;
   readonly maxSendMessageBytes: number;
   readonly shutdownGraceMs: number;
+  /** Close connections after this long (clients reconnect and re-resolve); 0/absent = never. */
+  readonly maxConnectionAgeMs?: number;
+  /** Prometheus endpoint port; 0/absent = none. */
+  readonly metricsPort?: number;
+  /** Server certificate chain (PEM file); with `tlsKey` = TLS, absent = plaintext. */
+  readonly tlsCert?: string | undefined;
+  readonly tlsKey?: string | undefined;
+  /** CA (PEM file) of accepted client certificates; set = mutual TLS. */
+  readonly tlsCa?: string | undefined;
 }
 
 export interface StartServerOptions {
@@ -71,6 +63,10 @@ export interface RunningServer {
   readonly address: string;
   readonly port: number;
   readonly health: HealthImplementation;
+  /** `host:port` of the Prometheus endpoint, when `metricsPort` > 0. */
+  readonly metricsAddress?: string | undefined;
+  /** `plaintext`, `tls` or `mtls`. */
+  readonly transport?: 'plaintext' | 'tls' | 'mtls';
   /** NOT_SERVING → drain in-flight calls → force-close after the grace period. */
   shutdown(): Promise<void>;
 }
@@ -102,6 +98,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   const server = new Server({
     'grpc.max_receive_message_length': settings.maxReceiveMessageBytes,
     'grpc.max_send_message_length': settings.maxSendMessageBytes,
+    ...((settings.maxConnectionAgeMs ?? 0) > 0
+      ? {
+          'grpc.max_connection_age_ms': settings.maxConnectionAgeMs,
+          // Calls in flight when the connection ages out may finish within the drain time.
+          'grpc.max_connection_age_grace_ms': settings.shutdownGraceMs,
+        }
+      : {}),
   });
   const env: HandlerEnv = { logger, service: serviceName };
   const startedAt = new Date();
@@ -124,16 +127,31 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   }).addToServer(server);
 
   const bindHost = settings.host.includes(':') ? `[${settings.host}]` : settings.host;
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${bindHost}:${settings.port}`, ServerCredentials.createInsecure(), (err, bound) => {
-      if (err) reject(new Error(`cannot listen on ${bindHost}:${settings.port}: ${err.message}`));
-      else resolve(bound);
+  const credentials = serverCredentials(settings);
+  const transport = !serverUsesTls(settings) ? 'plaintext' : settings.tlsCa === undefined ? 'tls' : 'mtls';
+  if (transport === 'plaintext' && !isLoopbackHost(settings.host)) {
+    logger.warn('serving plaintext gRPC on a non-loopback interface: anyone on the network can read and send requests; set --tls-cert/--tls-key (and --tls-ca)', { host: settings.host });
+  }
+  let metricsHandle: MetricsHandle | undefined;
+  if ((settings.metricsPort ?? 0) > 0) {
+    metricsHandle = await startMetrics(kind, { prometheusPort: settings.metricsPort, prometheusHost: settings.host });
+  }
+  let port: number;
+  try {
+    port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(`${bindHost}:${settings.port}`, credentials, (err, bound) => {
+        if (err) reject(new Error(`cannot listen on ${bindHost}:${settings.port}: ${err.message}`));
+        else resolve(bound);
+      });
     });
-  });
+  } catch (err) {
+    await metricsHandle?.shutdown();
+    throw err;
+  }
   health.setStatus('', 'SERVING');
   health.setStatus(serviceName, 'SERVING');
   const address = `${bindHost}:${port}`;
-  logger.info('serving', { address, grpcService: serviceName });
+  logger.info('serving', { address, grpcService: serviceName, transport, metrics: metricsHandle?.prometheusAddress });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -153,10 +171,11 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
         server.forceShutdown();
       }
       await options.onShutdown?.();
+      await metricsHandle?.shutdown();
       logger.info('stopped');
     })();
     return stopping;
   };
 
-  return { kind, address, port, health, shutdown };
+  return { kind, address, port, health, metricsAddress: metricsHandle?.prometheusAddress, transport, shutdown };
 }

@@ -3,35 +3,17 @@
  *
  * OpenTelemetry's gRPC instrumentation patches `@grpc/grpc-js` when it is first
  * loaded, so {@link initTelemetry} must run before anything imports grpc-js.
- * Every service `main.ts` therefore calls it first and only then `require`s its
- * server module; the check below turns a wrong order into a start-up error
- * instead of silently missing spans.
+ * Every service `main.ts` (and the CLI) therefore calls it first and only then
+ * `require`s its server module; a wrong order is a start-up error instead of
+ * silently missing spans.
  *
- * Exporters (OTLP, console) are chosen by the standard `OTEL_*` environment
- * variables; until the observability issue (#8) registers the SDK here, the hook
- * only fixes the service name and the load order.
+ * Traces: see `tracing.ts` (exporter from `OTEL_TRACES_EXPORTER`, off by
+ * default). Metrics: see `metrics.ts` (Prometheus endpoint on the service's
+ * `--metrics-port`, OTLP from `OTEL_METRICS_EXPORTER`). The runtime
+ * (`@purify/runtime`) holds the helpers handlers use; this package holds the SDK.
  */
-
-export interface TelemetryHandle {
-  readonly service: string;
-  /** Flushes and stops exporters. */
-  shutdown(): Promise<void>;
-}
-
-let active: TelemetryHandle | undefined;
-
-/** True when `@grpc/grpc-js` is already in the module cache. */
-export function grpcAlreadyLoaded(cache: Record<string, unknown> = require.cache): boolean {
-  return Object.keys(cache).some((path) => /[\\/]@grpc[\\/]grpc-js[\\/]/.test(path));
-}
-
-/** Registers telemetry for `service`; call once, before grpc-js loads. */
-export function initTelemetry(service: string): TelemetryHandle {
-  if (active) return active;
-  if (grpcAlreadyLoaded()) {
-    throw new Error(`initTelemetry(${service}) must run before @grpc/grpc-js is loaded; call it first in main.ts`);
-  }
-  process.env['OTEL_SERVICE_NAME'] ??= `purify-${service}`;
-  active = { service, shutdown: () => Promise.resolve() };
-  return active;
-}
+export { UNTRACED_GRPC_METHODS, activeTelemetry, grpcAlreadyLoaded, initTelemetry, traceExportersFromEnv } from './tracing';
+export type { TelemetryHandle, TelemetryOptions } from './tracing';
+export { activeMetrics, metricExportersFromEnv, startMetrics } from './metrics';
+export type { MetricsHandle, MetricsOptions } from './metrics';
+export type { ReadableSpan } from '@opentelemetry/sdk-trace-base';

@@ -15,6 +15,8 @@
  * tfjs wasm runs on one thread in Node (tfjs disables wasm threads there).
  */
 import { spawnSync } from 'node:child_process';
+/** Debian's python3 (where python3-torch installs), whatever `python3` is on PATH; override with PURIFY_PEER_PYTHON. */
+const PEER_PYTHON = process.env['PURIFY_PEER_PYTHON'] ?? '/usr/bin/python3';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -30,7 +32,7 @@ interface Row {
 function torchRows(shapes: readonly string[], threads: number, reps: number): Row[] | string {
   const script = join(__dirname, 'torch_unet_step.py');
   const args = [script, '--threads', String(threads), '--reps', String(reps), ...shapes.flatMap((s) => ['--shape', s])];
-  const r = spawnSync('python3', args, { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+  const r = spawnSync(PEER_PYTHON, args, { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
   if (r.status !== 0) return `PyTorch peer unavailable (exit ${String(r.status)}): ${r.stderr.trim().split('\n').pop() ?? ''}`;
   return r.stdout
     .trim()

@@ -112,14 +112,15 @@ describe('service processes refuse bad configuration at start', () => {
   it.each([
     // [service, flags, exact one-line stderr]
     ['segmenter', ['--port', '70000'], 'purify-segmenter: invalid --port (from flag --port): must be an integer in [0, 65535], got "70000"'],
-    ['reliability', ['--segmenter-adresses', 'x'], 'purify-reliability: unknown flag --segmenter-adresses (known: --host, --port, --max-receive-message-bytes, --max-send-message-bytes, --shutdown-grace-ms, --log-level, --segmenter-addresses, --max-volume-bytes, --help)'],
+    ['reliability', ['--segmenter-adresses', 'x'], /^purify-reliability: unknown flag --segmenter-adresses \(known: --host, --port, .*--segmenter-addresses, .*--help\)$/],
     ['agent', ['--artifacts-dir', aFile], `purify-agent: invalid --artifacts-dir (from flag --artifacts-dir): must be a directory (it is a file), got ${JSON.stringify(aFile)}`],
     ['trainer', ['--agent-addresses', 'nohost'], 'purify-trainer: invalid --agent-addresses (from flag --agent-addresses): must be host:port, got "nohost"'],
-  ] as [ServiceKind, string[], string][])('%s %p', (kind, flags, message) => {
+  ] as [ServiceKind, string[], string | RegExp][])('%s %p', (kind, flags, message) => {
     const entry = require.resolve(`@purify/${kind}-service/main`);
     const tsx = require('node:url').pathToFileURL(require.resolve('tsx')).href as string;
     const result = spawnSync(process.execPath, [`--import=${tsx}`, '--conditions=@purify/source', entry, ...flags], { encoding: 'utf8' });
     expect(result.status).toBe(2);
-    expect(result.stderr.trimEnd()).toBe(message);
+    if (typeof message === 'string') expect(result.stderr.trimEnd()).toBe(message);
+    else expect(result.stderr.trimEnd()).toMatch(message);
   });
 });
