@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { adaptCommand } from './commands/adapt';
+import { benchmarkCommand, demoCommand } from './commands/benchmark';
 import { dataCommand } from './commands/data';
 import { evaluateCommand } from './commands/evaluate';
 import { pacsCommand } from './commands/pacs';
@@ -6,6 +8,7 @@ import { policyCommand } from './commands/policy';
 import { reliabilityCommand } from './commands/reliability';
 import { segmentCommand } from './commands/segment';
 import { statusCommand } from './commands/status';
+import { trainSourceCommand } from './commands/train-source';
 import { upCommand } from './commands/up';
 
 import { version as VERSION } from '../package.json';
@@ -22,6 +25,10 @@ export function buildProgram(): Command {
     .addCommand(policyCommand())
     .addCommand(segmentCommand())
     .addCommand(reliabilityCommand())
-    .addCommand(pacsCommand());
+    .addCommand(pacsCommand())
+    .addCommand(trainSourceCommand())
+    .addCommand(adaptCommand())
+    .addCommand(benchmarkCommand())
+    .addCommand(demoCommand());
 }
 

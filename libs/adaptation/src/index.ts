@@ -1,0 +1,41 @@
+// The adaptation loop of DESIGN.md §4 stage B (EMA teacher → pseudo-labels →
+// reliability → per-region weights → weighted self-training → rewards), the
+// weighting strategies of every method, the rewards, and the data barrier that
+// keeps target labels out of training. Services plug in through the ports.
+export { AdaptationConfigError, AdaptationDataError, ForbiddenReadError } from './errors';
+export { isMethod, Method, METHODS, TargetSource, targetSourceOf } from './methods';
+
+// Weighting strategies and rewards (pure).
+export {
+  argmaxLabels,
+  confidenceWeights,
+  consensusWeights,
+  DAFORMER_THRESHOLD,
+  entropyWeights,
+  naiveWeights,
+  regionPixelWeights,
+  thresholdRegionWeights,
+  weightStatistics,
+} from './weighting';
+export type { WeightStatistics } from './weighting';
+export { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness } from './rewards';
+export type { ProxyFigures, RegionRewardOptions } from './rewards';
+export { labelAgreement, organDice } from './figures';
+export { CONSENSUS_VIEW, shiftVolume, SIMULATED_SHIFT } from './shift';
+
+// Data and the target-label barrier.
+export { declaredClasses, loadJobData, loadOracleLabels, loadSourceData, openTargetImages, ReadGuard } from './data';
+export type { JobData, JobDataRequest, LoadOptions, SourceData, TargetData } from './data';
+
+// Ports and their in-process implementations. The feature schema the agent
+// observations follow is re-exported for the services that wire the ports.
+export { FEATURE_SCHEMA, NUM_FEATURES } from '@purify/reliability';
+export { TEACHER_NORMALIZATION } from './ports';
+export type { ActRequest, ActResult, AdaptationPorts, AgentPort, PolicyAddress, PublishedTeacher, ReliabilityPort, RewardItem, ScoredVolume, TeacherPort } from './ports';
+export { channelsFirst, LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
+
+// The loop.
+export { adaptationStep } from './step';
+export type { DualBatch, DualStepOptions, DualStepResult } from './step';
+export { DEFAULT_HYPERPARAMETERS, DEFAULT_RL_SETTINGS, resolveHyperparameters, RULE_THRESHOLD, runAdaptation, StopReason } from './loop';
+export type { AdaptationCallbacks, AdaptationHyperparameters, AdaptationOptions, AdaptationResult, RlSettings, RoundReport, StepReport } from './loop';

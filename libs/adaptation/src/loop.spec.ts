@@ -1,0 +1,151 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initTrainingBackend } from '@purify/training';
+import { AdaptationConfigError } from './errors';
+import { squareLabel, squareVolume } from './fixtures.test-util';
+import { LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
+import { resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
+import { Method, METHODS } from './methods';
+
+beforeAll(async () => {
+  // wasm with the training kernels of @purify/models: ~7× faster than the pure-JS cpu backend here.
+  await initTrainingBackend('wasm');
+});
+
+const source = [0, 1, 2].map((i) => squareVolume(`src_${i}`, 10 + i));
+const sourceVal = [squareVolume('val_0', 20)];
+const target = [0, 1].map((i) => squareVolume(`tgt_${i}`, 30 + i, { invert: true }));
+
+function options(method: Method, extra: Partial<AdaptationOptions> = {}): AdaptationOptions & { agent: RuleAgentPort; teacherPort: LocalTeacherPort } {
+  const teacherPort = new LocalTeacherPort();
+  const agent = new RuleAgentPort('rule-agent');
+  return {
+    method,
+    runId: 'job1',
+    source,
+    sourceValidation: sourceVal,
+    target,
+    numClasses: 2,
+    tileYx: [16, 16],
+    unet: { depth: 2, baseWidth: 4, seed: 3 },
+    hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 2, batchSize: 2 }),
+    rl: { pretrainEpisodes: 1, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1 },
+    seed: 5,
+    ports: { teacher: teacherPort, reliability: new LocalReliabilityPort(teacherPort, { patchSize: 8, stride: 8 }), agent },
+    ...(method === Method.Oracle ? { oracleLabels: new Map(target.map((t, i) => [t.id, squareLabel(30 + i)])) } : {}),
+    ...extra,
+    agent,
+    teacherPort,
+  };
+}
+
+describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
+  it.each(METHODS.map((m) => [m]))('%s: two rounds, every step and round reported, no tensor leaked', async (method) => {
+    const o = options(method);
+    const before = tf.memory().numTensors;
+    const steps: string[] = [];
+    const rounds: RoundReport[] = [];
+    const res = await runAdaptation(o, { onStep: (e) => steps.push(`${e.round}.${e.step}`), onRound: (r) => rounds.push(r) });
+    res.model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(res.stopReason).toBe('completed');
+    expect(res.roundsDone).toBe(2);
+    // 2 rounds × 2 steps.
+    expect(steps).toEqual(['1.1', '1.2', '2.1', '2.2']);
+    expect(rounds.map((r) => r.round)).toEqual([1, 2]);
+    for (const r of rounds) {
+      expect(r.metrics['source_val_dice']).toBeGreaterThanOrEqual(0);
+      expect(r.metrics['teacher_student_agreement']).toBeGreaterThanOrEqual(0);
+      expect(Object.keys(r.timingsMs)).toEqual(expect.arrayContaining(['training', 'metrics']));
+    }
+    const usesTeacher = !['source-only', 'oracle'].includes(method);
+    // One teacher per round for the methods that need pseudo-labels, none otherwise.
+    expect(o.teacherPort.published.length).toBe(usesTeacher ? 2 : 0);
+    if (method === 'source-only') expect(rounds[0]!.weights.pixels).toBe(0);
+    // Oracle and naive: every target pixel at weight 1 (2 volumes × 2 slices × 256 pixels).
+    if (method === 'oracle' || method === 'naive') expect(rounds[0]!.weights).toMatchObject({ mean: 1, zeroFraction: 0, pixels: 1024 });
+    if (method === 'rule' || method === 'rl') expect(rounds[0]!.metrics['mean_reliability']).toBeGreaterThan(0);
+    if (method === 'rl') {
+      // Round 1: one pretraining episode; round 2: one more. Each episode rewards every decision it made, with done.
+      expect(rounds[0]!.metrics['sim_reward']).toEqual(expect.any(Number));
+      expect(o.agent.rewards.length).toBeGreaterThan(0);
+      expect(o.agent.rewards.every((r) => r.done && o.agent.decisions.get(r.decisionId)?.context['simulated'] === 'true')).toBe(true);
+      // After each episode batch the policy is updated: versions 2 and 3.
+      expect(o.agent.updates.map((u) => u.version)).toEqual([2, 3]);
+      expect(res.policy).toEqual({ name: 'rule-agent', version: 3 });
+    } else {
+      expect(o.agent.decisions.size).toBe(0);
+    }
+  });
+
+  it('online fine-tuning rewards the real-target decisions with the label-free proxy only', async () => {
+    const o = options(Method.Rl, { rl: { simulatedShift: false, onlineFinetuning: true } });
+    const res = await runAdaptation(o);
+    res.model.dispose();
+    // Round 1's decisions are rewarded in round 2 (done false), round 2's at its end (done true).
+    const ctx = o.agent.rewards.map((r) => o.agent.decisions.get(r.decisionId)!.context['round']);
+    expect(new Set(ctx)).toEqual(new Set(['0', '1']));
+    expect(o.agent.rewards.filter((r) => r.done).every((r) => o.agent.decisions.get(r.decisionId)!.context['round'] === '1')).toBe(true);
+    expect(res.rounds[1]!.metrics['proxy_reward']).toEqual(expect.any(Number));
+  });
+
+  it('resumes from the round checkpoint after a cancel and finishes the remaining round', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'adapt-loop-'));
+    try {
+      const abort = new AbortController();
+      const first = await runAdaptation(options(Method.Naive, { checkpointDir: dir, signal: abort.signal }), { onRound: (r) => r.round === 1 && abort.abort() });
+      first.model.dispose();
+      expect(first).toMatchObject({ stopReason: 'cancelled', roundsDone: 1 });
+      const starts: number[] = [];
+      const steps: string[] = [];
+      const second = await runAdaptation(options(Method.Naive, { checkpointDir: dir, resume: true }), { onStart: (e) => starts.push(e.startRound), onStep: (e) => steps.push(`${e.round}.${e.step}@${e.globalStep}`) });
+      second.model.dispose();
+      expect(starts).toEqual([1]);
+      // Round 2 only, continuing the optimiser's step count (2 steps were done in round 1).
+      expect(steps).toEqual(['2.1@3', '2.2@4']);
+      expect(second.rounds.map((r) => r.round)).toEqual([1, 2]);
+
+      // A checkpoint of other settings is refused.
+      await expect(runAdaptation(options(Method.Entropy, { checkpointDir: dir, resume: true }))).rejects.toThrow(/was made with different settings \(method\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    // [case, options change, field, message]
+    ['oracle labels for a non-oracle method', { method: Method.Naive, oracleLabels: new Map() }, 'oracle_labels', '`oracle_labels` are for the oracle method only, got them for method naive'],
+    ['the oracle without labels', { method: Method.Oracle, oracleLabels: undefined }, 'oracle_labels', '`oracle_labels` are required by the oracle method'],
+    ['a labelled target volume', { target: [squareVolume('t', 1)] }, 'target', 'target volume t carries labels; target volumes must be unlabelled'],
+    ['rl without a reliability port', { method: Method.Rl, ports: { teacher: new LocalTeacherPort(), reliability: undefined } }, 'ports.reliability', 'method rl needs a reliability port'],
+  ] as const)('refuses %s', async (_name, change, field, message) => {
+    const err = await runAdaptation({ ...options(Method.Naive), ...change }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AdaptationConfigError);
+    expect(err).toMatchObject({ field, message });
+  });
+
+  it.each([
+    // [case, method, hyper-parameters, field, message]
+    ['zero rounds are the default, negative are not', Method.Naive, { rounds: -1 }, 'hyperparameters.rounds', '`hyperparameters.rounds` must be an integer in [1, 1000], got -1'],
+    ['a batch too small for two domains', Method.Naive, { batchSize: 1 }, 'hyperparameters.batch_size', '`hyperparameters.batch_size` must be an integer in [2, 1024] (a batch holds source and target slices), got 1'],
+    ['an EMA decay of 1', Method.Rl, { emaDecay: 1 }, 'hyperparameters.ema_decay', '`hyperparameters.ema_decay` must be a number in [0, 1), got 1'],
+    ['a threshold above 1', Method.Confidence, { threshold: 1.5 }, 'hyperparameters.threshold', '`hyperparameters.threshold` must be a number in (0, 1], got 1.5'],
+    ['a negative learning rate', Method.SourceOnly, { learningRate: -1 }, 'hyperparameters.learning_rate', '`hyperparameters.learning_rate` must be a number in (0, 1], got -1'],
+  ] as const)('hyper-parameters: %s', (_name, method, h, field, message) => {
+    const call = (): unknown => resolveHyperparameters(method, h);
+    expect(call).toThrow(AdaptationConfigError);
+    try {
+      call();
+    } catch (e) {
+      expect(e).toMatchObject({ field, message });
+    }
+  });
+
+  it('fills defaults: rule threshold 0.5, confidence threshold 0.968, batch 1 allowed for source-only', () => {
+    expect(resolveHyperparameters(Method.Rule, {}).threshold).toBe(0.5);
+    expect(resolveHyperparameters(Method.Confidence, {}).threshold).toBe(0.968);
+    expect(resolveHyperparameters(Method.SourceOnly, { batchSize: 1 }).batchSize).toBe(1);
+  });
+});

@@ -1,0 +1,588 @@
+/**
+ * The adaptation round loop (DESIGN.md §4, stage B), one implementation for
+ * every method:
+ *
+ *   for each round: EMA teacher → publish (export) → target supervision and
+ *   weights (per method: teacher probabilities, reliability + rule/agent, or
+ *   oracle labels) → pixel weight maps → `stepsPerRound` steps of
+ *   L = L_sup(source) + λ·Σ W·CE / Σ W → label-free round metrics → rewards
+ *   (rl) → checkpoint.
+ *
+ * Checkpoints are written at the end of every round (student, Adam state, EMA
+ * teacher, history); a cancelled run stops before the next step and leaves the
+ * last round's checkpoint as it was, so resuming redoes only the unfinished
+ * round, with the same batches (they are a function of (seed, round, step)).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@purify/imaging';
+import { buildUNet, createAdam, EmaTeacher, loadCheckpoint, resolveUNetConfig, saveCheckpoint, type Adam, type SegModel, type UNetConfig, type WeightSnapshot } from '@purify/models';
+import { FEATURE_SCHEMA, normalizeFeatures, type ReliabilityOptions } from '@purify/reliability';
+import { BatchSampler, batchTensors, predictSlices, stepSeed, validate as validateModel, type AugmentLevel, type SliceVolume, type TrainingSlice } from '@purify/training';
+import { AdaptationConfigError } from './errors';
+import { labelAgreement, organDice } from './figures';
+import { channelsFirst } from './local-ports';
+import { Method, targetSourceOf, TargetSource } from './methods';
+import type { AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, ScoredVolume } from './ports';
+import { episodicReward, proxyReward, regionAccuracy, regionRewards, type ProxyFigures } from './rewards';
+import { CONSENSUS_VIEW, shiftVolume, SIMULATED_SHIFT } from './shift';
+import { adaptationStep } from './step';
+import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
+
+/** Hyper-parameters shared by every method (proto `TrainingHyperparameters`). */
+export interface AdaptationHyperparameters {
+  readonly rounds: number;
+  readonly stepsPerRound: number;
+  /** Slices per step; with a target term half (rounded up) are source slices. */
+  readonly batchSize: number;
+  readonly learningRate: number;
+  /** λ: factor of the target term. */
+  readonly targetWeight: number;
+  /** Cap α of the EMA teacher's momentum. */
+  readonly emaDecay: number;
+  /** `confidence`: max-prob threshold (default 0.968); `rule`: reliability threshold (default 0.5). */
+  readonly threshold: number;
+}
+
+export const DEFAULT_HYPERPARAMETERS: Readonly<Omit<AdaptationHyperparameters, 'threshold'>> = Object.freeze({
+  rounds: 4,
+  stepsPerRound: 50,
+  batchSize: 8,
+  learningRate: 5e-4,
+  targetWeight: 1,
+  emaDecay: 0.99,
+});
+
+/** The `rule` method's fixed, hand-set threshold on the region reliability score. */
+export const RULE_THRESHOLD = 0.5;
+
+/**
+ * Fills defaults (0 / undefined = default, as in the proto) and checks ranges;
+ * throws {@link AdaptationConfigError} naming `hyperparameters.<field>`.
+ */
+export function resolveHyperparameters(method: Method, h: Partial<AdaptationHyperparameters>): AdaptationHyperparameters {
+  const pick = (v: number | undefined, d: number): number => (v === undefined || v === 0 ? d : v);
+  const r: AdaptationHyperparameters = {
+    rounds: pick(h.rounds, DEFAULT_HYPERPARAMETERS.rounds),
+    stepsPerRound: pick(h.stepsPerRound, DEFAULT_HYPERPARAMETERS.stepsPerRound),
+    batchSize: pick(h.batchSize, DEFAULT_HYPERPARAMETERS.batchSize),
+    learningRate: pick(h.learningRate, DEFAULT_HYPERPARAMETERS.learningRate),
+    targetWeight: pick(h.targetWeight, DEFAULT_HYPERPARAMETERS.targetWeight),
+    emaDecay: pick(h.emaDecay, DEFAULT_HYPERPARAMETERS.emaDecay),
+    threshold: pick(h.threshold, method === Method.Rule ? RULE_THRESHOLD : DAFORMER_THRESHOLD),
+  };
+  const bad = (field: string, want: string, got: number): never => {
+    throw new AdaptationConfigError(`hyperparameters.${field}`, `\`hyperparameters.${field}\` must be ${want}, got ${got}`);
+  };
+  if (!Number.isInteger(r.rounds) || r.rounds < 1 || r.rounds > 1000) bad('rounds', 'an integer in [1, 1000]', r.rounds);
+  if (!Number.isInteger(r.stepsPerRound) || r.stepsPerRound < 1 || r.stepsPerRound > 1_000_000) bad('steps_per_round', 'an integer in [1, 1000000]', r.stepsPerRound);
+  const minBatch = targetSourceOf(method) === TargetSource.None ? 1 : 2;
+  if (!Number.isInteger(r.batchSize) || r.batchSize < minBatch || r.batchSize > 1024) {
+    bad('batch_size', `an integer in [${minBatch}, 1024]${minBatch === 2 ? ' (a batch holds source and target slices)' : ''}`, r.batchSize);
+  }
+  if (!(r.learningRate > 0 && r.learningRate <= 1)) bad('learning_rate', 'a number in (0, 1]', r.learningRate);
+  if (!(r.targetWeight >= 0 && r.targetWeight <= 100)) bad('target_weight', 'a number in [0, 100]', r.targetWeight);
+  if (!(r.emaDecay >= 0 && r.emaDecay < 1)) bad('ema_decay', 'a number in [0, 1)', r.emaDecay);
+  if (!(r.threshold > 0 && r.threshold <= 1)) bad('threshold', 'a number in (0, 1]', r.threshold);
+  return r;
+}
+
+/** How the `rl` method learns its policy (DESIGN.md §4 step 7). */
+export interface RlSettings {
+  /** Simulated-shift episodes from source images (labels known). */
+  readonly simulatedShift: boolean;
+  /** Episodes before the first round (default 4). */
+  readonly pretrainEpisodes: number;
+  /** Episodes at the start of every later round (default 1). */
+  readonly episodesPerRound: number;
+  /** Pseudo-target volumes per episode (default 2). */
+  readonly episodeVolumes: number;
+  /** Training steps of the episode's scratch student (default 4). */
+  readonly episodeSteps: number;
+  /** Accuracy a region needs to count as correct (default 0.8). */
+  readonly pivot: number;
+  /** Factor of the episodic Dice-improvement term (default 5). */
+  readonly episodicScale: number;
+  /** Label-free proxy reward on the real target. */
+  readonly onlineFinetuning: boolean;
+  /** Target volumes held out as the probe set (default 1 when there are ≥ 3). */
+  readonly probeVolumes: number;
+}
+
+export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
+  simulatedShift: true,
+  pretrainEpisodes: 4,
+  episodesPerRound: 1,
+  episodeVolumes: 2,
+  episodeSteps: 4,
+  pivot: 0.8,
+  episodicScale: 5,
+  onlineFinetuning: false,
+  probeVolumes: 1,
+});
+
+export interface AdaptationOptions {
+  readonly method: Method;
+  /** Routing-key prefix and decision context (the job id). */
+  readonly runId: string;
+  /** Labelled source slices (weight 1). */
+  readonly source: readonly SliceVolume[];
+  /** Labelled source validation volumes (with `originalLabel`) for the label-free source-validation Dice. */
+  readonly sourceValidation: readonly SliceVolume[];
+  /** Unlabelled target volumes (never carry labels). */
+  readonly target: readonly SliceVolume[];
+  /** Target TRAINING labels on the working grid, by case id: `oracle` only (refused otherwise). */
+  readonly oracleLabels?: ReadonlyMap<string, Uint8Array> | undefined;
+  readonly numClasses: number;
+  /** Training tile `[H, W]` (multiples of the U-Net's size multiple). */
+  readonly tileYx: readonly [number, number];
+  readonly unet: Partial<UNetConfig>;
+  /** Starting weights (the source model); default: fresh initialisation. */
+  readonly initialWeights?: readonly WeightSnapshot[] | undefined;
+  readonly hyperparameters: AdaptationHyperparameters;
+  readonly rl?: Partial<RlSettings> | undefined;
+  readonly seed: number;
+  readonly ports: AdaptationPorts;
+  /** Augmentation of the source and target slices (defaults 'light' and 'none'). */
+  readonly sourceAugment?: AugmentLevel | undefined;
+  readonly targetAugment?: AugmentLevel | undefined;
+  /** Folder of the round checkpoint (`<dir>/last`). */
+  readonly checkpointDir?: string | undefined;
+  /** Continue from `<checkpointDir>/last` when it exists. */
+  readonly resume?: boolean | undefined;
+  /** Aborting stops before the next step; the last round checkpoint stays as it was. */
+  readonly signal?: AbortSignal | undefined;
+  /** Reliability settings of the local pipeline (informational; ports own them). */
+  readonly reliability?: ReliabilityOptions | undefined;
+}
+
+export interface StepReport {
+  /** 1-based round and step within it. */
+  readonly round: number;
+  readonly step: number;
+  readonly globalStep: number;
+  readonly loss: number;
+  readonly sourceLoss: number;
+  readonly targetLoss: number;
+  readonly learningRate: number;
+  readonly ms: number;
+}
+
+export interface RoundReport {
+  /** 1-based. */
+  readonly round: number;
+  /** Label-free figures: `source_val_dice`, `teacher_student_agreement`, `mean_weight`, and where measured `mean_reliability`, `sim_reward`, `sim_region_accuracy`, `proxy_reward`. */
+  readonly metrics: Readonly<Record<string, number>>;
+  /** ms per phase: export, teacher, reliability, agent, episodes, training, metrics, feedback. */
+  readonly timingsMs: Readonly<Record<string, number>>;
+  readonly teacher: PublishedTeacher | undefined;
+  readonly policy: PolicyAddress | undefined;
+  readonly weights: WeightStatistics;
+}
+
+export interface AdaptationCallbacks {
+  onStart?(e: { startRound: number; resumed: boolean; unet: UNetConfig }): void;
+  onStep?(e: StepReport): void;
+  onWeights?(round: number, stats: WeightStatistics): void;
+  onRound?(e: RoundReport): void;
+  onLog?(message: string): void;
+  onCheckpoint?(e: { round: number; dir: string }): void;
+  onPolicy?(policy: PolicyAddress): void;
+}
+
+export const StopReason = { Completed: 'completed', Cancelled: 'cancelled' } as const;
+export type StopReason = (typeof StopReason)[keyof typeof StopReason];
+
+export interface AdaptationResult {
+  /** The adapted student (the caller disposes it). */
+  readonly model: SegModel;
+  readonly stopReason: StopReason;
+  /** Rounds completed in total (including those before a resume). */
+  readonly roundsDone: number;
+  readonly rounds: readonly RoundReport[];
+  readonly policy: PolicyAddress | undefined;
+  readonly unet: UNetConfig;
+}
+
+interface CheckpointExtra {
+  readonly kind: 'purify-adaptation';
+  readonly fingerprint: Record<string, unknown>;
+  readonly roundsDone: number;
+  readonly history: RoundReport[];
+  readonly policy: PolicyAddress | null;
+  readonly pending: PendingProxy | null;
+}
+
+/** Decisions of a round waiting for their proxy reward (sent when the next round's figures exist). */
+interface PendingProxy {
+  readonly decisionIds: string[];
+  readonly before: ProxyFigures;
+  readonly after: ProxyFigures;
+}
+
+/** The target supervision of one round. */
+interface RoundTargets {
+  readonly slices: TrainingSlice[];
+  readonly weightMaps: Float32Array[];
+  readonly pseudo: Map<string, Uint8Array>;
+  readonly meanReliability: number | undefined;
+  readonly decisionIds: string[];
+}
+
+const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+class Timer {
+  readonly ms: Record<string, number> = {};
+  async time<T>(phase: string, work: () => Promise<T> | T): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.ms[phase] = (this.ms[phase] ?? 0) + performance.now() - t0;
+    }
+  }
+}
+
+function cancelled(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted ?? false;
+}
+
+/** Slices of one volume as training slices with labels and weights (slices without any weight are left out). */
+function targetSlices(v: SliceVolume, label: Uint8Array, weights: Float32Array): TrainingSlice[] {
+  const [z, h, w] = v.shape;
+  const n = h * w;
+  const out: TrainingSlice[] = [];
+  for (let s = 0; s < z; s++) {
+    const wt = weights.subarray(s * n, (s + 1) * n);
+    if (!wt.some((x) => x > 0)) continue;
+    const lab = label.subarray(s * n, (s + 1) * n);
+    const present = new Set<number>();
+    for (let i = 0; i < n; i++) if ((wt[i] as number) > 0) present.add(lab[i] as number);
+    out.push({ image: v.image.subarray(s * n, (s + 1) * n), label: lab, weight: wt, shape: [h, w], classes: [...present].sort((a, b) => a - b), ref: `${v.id}:${s}` });
+  }
+  return out;
+}
+
+function labelsOf(model: SegModel, v: SliceVolume): Uint8Array {
+  const [z, h, w] = v.shape;
+  return argmaxLabels(channelsFirst(predictSlices(model, v.image, v.shape), z * h * w, model.config.numClasses), model.config.numClasses, v.shape);
+}
+
+const mean = (xs: readonly number[]): number => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+/** Runs the loop (see the module comment). */
+export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallbacks = {}): Promise<AdaptationResult> {
+  const method = o.method;
+  const source = targetSourceOf(method);
+  const h = o.hyperparameters;
+  const rl: RlSettings = { ...DEFAULT_RL_SETTINGS, ...o.rl };
+  if (o.oracleLabels !== undefined && method !== Method.Oracle) {
+    throw new AdaptationConfigError('oracle_labels', `\`oracle_labels\` are for the oracle method only, got them for method ${method}`);
+  }
+  if (method === Method.Oracle && o.oracleLabels === undefined) throw new AdaptationConfigError('oracle_labels', '`oracle_labels` are required by the oracle method');
+  if (source === TargetSource.Reliability && o.ports.reliability === undefined) throw new AdaptationConfigError('ports.reliability', `method ${method} needs a reliability port`);
+  if (method === Method.Rl && o.ports.agent === undefined) throw new AdaptationConfigError('ports.agent', 'method rl needs an agent port');
+  if (o.source.length === 0) throw new AdaptationConfigError('source', 'the source has no training volumes');
+  if (source !== TargetSource.None && o.target.length === 0) throw new AdaptationConfigError('target', 'the target has no volumes');
+  for (const t of o.target) if (t.label !== undefined) throw new AdaptationConfigError('target', `target volume ${t.id} carries labels; target volumes must be unlabelled`);
+  const unet = resolveUNetConfig({ ...o.unet, inputChannels: 1, numClasses: o.numClasses });
+  const [th, tw] = o.tileYx;
+  const m = 2 ** (unet.depth - 1);
+  if (!(th >= m && tw >= m && th % m === 0 && tw % m === 0)) throw new AdaptationConfigError('tileYx', `tileYx must be positive multiples of ${m}, got [${o.tileYx.join(', ')}]`);
+
+  // Probe volumes (online fine-tuning only) are held out of the target training set.
+  const probeCount = method === Method.Rl && rl.onlineFinetuning && o.target.length >= 3 ? Math.min(rl.probeVolumes, o.target.length - 1) : 0;
+  const trainTargets = o.target.slice(0, o.target.length - probeCount);
+  const probes = probeCount > 0 ? o.target.slice(o.target.length - probeCount) : o.target.slice(0, Math.min(2, o.target.length));
+
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id) };
+  const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
+  let student: SegModel | undefined;
+  let optimizer: Adam | undefined;
+  let ema: EmaTeacher | undefined;
+  let roundsDone = 0;
+  let history: RoundReport[] = [];
+  let policy: PolicyAddress | undefined;
+  let pending: PendingProxy | null = null;
+  let resumed = false;
+  try {
+    if (o.resume === true && lastDir !== undefined && existsSync(lastDir)) {
+      const ck = await loadCheckpoint(lastDir);
+      student = ck.model;
+      optimizer = ck.optimizer;
+      ema = ck.ema;
+      const extra = ck.extra as CheckpointExtra | null;
+      if (extra?.kind !== 'purify-adaptation' || ema === undefined) throw new AdaptationConfigError('checkpoint', `checkpoint ${lastDir} was not written by the adaptation loop`);
+      const diff = Object.keys(fingerprint).filter((k) => JSON.stringify(fingerprint[k]) !== JSON.stringify(extra.fingerprint[k]));
+      if (diff.length > 0) {
+        throw new AdaptationConfigError('checkpoint', `checkpoint ${lastDir} was made with different settings (${diff.join(', ')}); resume with the same job spec or start afresh`);
+      }
+      roundsDone = extra.roundsDone;
+      history = extra.history;
+      policy = extra.policy ?? undefined;
+      pending = extra.pending;
+      resumed = true;
+    } else {
+      student = buildUNet(unet);
+      if (o.initialWeights !== undefined) student.setWeights(o.initialWeights);
+      optimizer = createAdam(student, { learningRate: h.learningRate });
+      ema = EmaTeacher.create(student, { alpha: h.emaDecay });
+    }
+    cb.onStart?.({ startRound: roundsDone, resumed, unet });
+    const ports = o.ports;
+    const log = (msg: string): void => cb.onLog?.(msg);
+
+    const sourceSampler = (round: number, n: number): BatchSampler =>
+      new BatchSampler([{ slices: sourceSlices, augment: o.sourceAugment ?? 'light', foregroundFraction: 0.5 }], { batchSize: n, tileYx: [th, tw], seed: stepSeed(o.seed, round * 2) });
+    const sourceSlices = o.source.flatMap((v) => {
+      const [z, hh, ww] = v.shape;
+      const n = hh * ww;
+      return Array.from({ length: z }, (_, s): TrainingSlice => ({ image: v.image.subarray(s * n, (s + 1) * n), label: v.label!.subarray(s * n, (s + 1) * n), shape: [hh, ww], classes: v.sliceClasses[s] ?? [], ref: `${v.id}:${s}` }));
+    });
+
+    const act = async (scored: ScoredVolume, routingKey: string, round: number, deterministic: boolean, context: Record<string, string>) => {
+      const agent = ports.agent!;
+      const observations = normalizeFeatures(scored.features, FEATURE_SCHEMA);
+      const r = await agent.act({ observations, numRows: scored.numRegions, numFeatures: scored.numFeatures, routingKey, deterministic, context: { run: o.runId, round: String(round), ...context } }, policy, o.signal);
+      if (r.weights.length !== scored.numRegions) throw new AdaptationConfigError('agent', `the agent answered ${r.weights.length} decisions for ${scored.numRegions} regions`);
+      if (policy === undefined || r.policy.name !== policy.name || r.policy.version !== policy.version) {
+        policy = r.policy;
+        cb.onPolicy?.(policy);
+      }
+      return r;
+    };
+
+    /** Pixel weights and pseudo-labels of one round for the real target. */
+    const roundTargets = async (round: number, teacher: PublishedTeacher | undefined, timer: Timer): Promise<RoundTargets> => {
+      const slices: TrainingSlice[] = [];
+      const weightMaps: Float32Array[] = [];
+      const pseudo = new Map<string, Uint8Array>();
+      const decisionIds: string[] = [];
+      const scores: number[] = [];
+      const k = o.numClasses;
+      for (const v of trainTargets) {
+        if (cancelled(o.signal)) break;
+        let label: Uint8Array;
+        let weights: Float32Array;
+        if (source === TargetSource.OracleLabels) {
+          const l = o.oracleLabels!.get(v.id);
+          if (l === undefined) throw new AdaptationConfigError('oracle_labels', `no oracle label for target case ${v.id}`);
+          label = l;
+          weights = naiveWeights(v.shape);
+        } else if (source === TargetSource.Teacher) {
+          const probs = await timer.time('teacher', () => ports.teacher.predict(teacher!, v, o.signal));
+          label = argmaxLabels(probs, k, v.shape);
+          if (method === Method.Naive) weights = naiveWeights(v.shape);
+          else if (method === Method.Confidence) weights = confidenceWeights(probs, k, v.shape, h.threshold);
+          else if (method === Method.Entropy) weights = entropyWeights(probs, k, v.shape);
+          else {
+            const view = shiftVolume(v, stepSeed(o.seed ^ 0x0c0ffee, round * 100_003 + slices.length), CONSENSUS_VIEW);
+            const viewProbs = await timer.time('teacher', () => ports.teacher.predict(teacher!, view, o.signal));
+            weights = consensusWeights(probs, viewProbs, k, v.shape);
+          }
+        } else {
+          const scored = await timer.time('reliability', () => ports.reliability!.score(teacher!, v, round, o.signal));
+          label = scored.pseudoLabel;
+          scores.push(...scored.scores);
+          let regionWeights: Float32Array;
+          if (method === Method.Rule) regionWeights = thresholdRegionWeights(scored.scores, h.threshold);
+          else {
+            const r = await timer.time('agent', () => act(scored, `${o.runId}/${v.id}`, round, !rl.onlineFinetuning, { case: v.id }));
+            regionWeights = r.weights;
+            decisionIds.push(...r.decisionIds);
+          }
+          weights = regionPixelWeights(regionWeights, scored.regionIndex);
+        }
+        pseudo.set(v.id, label);
+        weightMaps.push(weights);
+        slices.push(...targetSlices(v, label, weights));
+      }
+      return { slices, weightMaps, pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds };
+    };
+
+    /** One simulated-shift episode: pseudo-targets from source volumes, per-region + episodic rewards, then feedback. */
+    const episode = async (round: number, index: number, teacher: PublishedTeacher): Promise<{ reward: number; accuracy: number }> => {
+      const rng = new Rng(stepSeed(o.seed ^ 0x51a1, round * 1009 + index));
+      const pool = rng.shuffle([...o.source.keys()]).slice(0, Math.min(rl.episodeVolumes, o.source.length));
+      const pts = pool.map((i, j) => shiftVolume(o.source[i]!, rng.nextUint32(), SIMULATED_SHIFT, `sim-r${round}-e${index}-${j}-${o.source[i]!.id}`));
+      const items: { ids: readonly string[]; weights: Float32Array; accuracy: Float32Array }[] = [];
+      const tslices: TrainingSlice[] = [];
+      for (const pt of pts) {
+        const scored = await ports.reliability!.score(teacher, pt, round, o.signal);
+        const r = await act(scored, `${o.runId}/sim/${pt.id}`, round, false, { simulated: 'true' });
+        const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions);
+        items.push({ ids: r.decisionIds, weights: r.weights, accuracy });
+        tslices.push(...targetSlices(pt, scored.pseudoLabel, regionPixelWeights(r.weights, scored.regionIndex)));
+      }
+      // The episode's scratch student: a copy of the current student, trained briefly on source + weighted pseudo-target.
+      const scratch = buildUNet(student!.config);
+      const scratchOpt = createAdam(scratch, { learningRate: h.learningRate });
+      let before = 0;
+      let after = 0;
+      try {
+        scratch.setWeights(student!.getWeights());
+        const dice = (): number => mean(pts.map((pt) => organDice(labelsOf(scratch, pt), pt.label!, o.numClasses)));
+        before = dice();
+        if (tslices.length > 0) {
+          const nT = Math.floor(h.batchSize / 2);
+          const src = new BatchSampler([{ slices: sourceSlices, augment: 'none' }], { batchSize: h.batchSize - nT, tileYx: [th, tw], seed: stepSeed(o.seed ^ 0xe9, round * 1009 + index) });
+          const tgt = new BatchSampler([{ slices: tslices, augment: 'none' }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed ^ 0xea, round * 1009 + index) });
+          for (let s = 0; s < rl.episodeSteps; s++) {
+            const a = batchTensors(src.batch(s));
+            const b = batchTensors(tgt.batch(s));
+            try {
+              adaptationStep(scratch, { source: a, target: b }, { optimizer: scratchOpt, targetWeight: h.targetWeight, clipNorm: 5 });
+            } finally {
+              tf.dispose([a.images, a.labels, a.weights, b.images, b.labels, b.weights]);
+            }
+          }
+        }
+        after = dice();
+      } finally {
+        scratchOpt.dispose();
+        scratch.dispose();
+      }
+      const episodic = episodicReward(before, after, rl.episodicScale);
+      const rewards: RewardItem[] = [];
+      const all: number[] = [];
+      for (const it of items) {
+        const r = regionRewards(it.weights, it.accuracy, { pivot: rl.pivot, episodic });
+        it.ids.forEach((id, j) => {
+          rewards.push({ decisionId: id, reward: r[j] as number, done: true });
+          all.push(r[j] as number);
+        });
+      }
+      if (rewards.length > 0) await ports.agent!.feedback(rewards, o.signal);
+      return { reward: mean(all), accuracy: mean(items.flatMap((it) => [...it.accuracy])) };
+    };
+
+    const updatePolicy = async (): Promise<void> => {
+      if (policy === undefined) return;
+      const next = await ports.agent!.update(policy, o.signal);
+      if (next !== undefined) {
+        log(`policy updated: ${policy.name}:${policy.version} → ${next.name}:${next.version}`);
+        policy = next;
+        cb.onPolicy?.(policy);
+      }
+    };
+
+    let stopReason: StopReason = StopReason.Completed;
+    for (let r = roundsDone; r < h.rounds; r++) {
+      if (cancelled(o.signal)) {
+        stopReason = StopReason.Cancelled;
+        break;
+      }
+      const timer = new Timer();
+      const metrics: Record<string, number> = {};
+      const needsTeacher = source === TargetSource.Teacher || source === TargetSource.Reliability;
+      const teacher = needsTeacher ? await timer.time('export', () => ports.teacher.publish(ema!.model, r, o.signal)) : undefined;
+
+      // rl: learn the policy in simulated-shift episodes (source images, labels known).
+      if (method === Method.Rl && rl.simulatedShift) {
+        const episodes = r === 0 ? rl.pretrainEpisodes : rl.episodesPerRound;
+        const results: { reward: number; accuracy: number }[] = [];
+        await timer.time('episodes', async () => {
+          for (let e = 0; e < episodes && !cancelled(o.signal); e++) results.push(await episode(r, e, teacher!));
+          if (results.length > 0 && !cancelled(o.signal)) await updatePolicy();
+        });
+        if (results.length > 0) {
+          metrics['sim_reward'] = mean(results.map((x) => x.reward));
+          metrics['sim_region_accuracy'] = mean(results.map((x) => x.accuracy));
+        }
+      }
+
+      const targets: RoundTargets =
+        source === TargetSource.None ? { slices: [], weightMaps: [], pseudo: new Map(), meanReliability: undefined, decisionIds: [] } : await roundTargets(r, teacher, timer);
+      if (cancelled(o.signal)) {
+        stopReason = StopReason.Cancelled;
+        break;
+      }
+      if (targets.meanReliability !== undefined) metrics['mean_reliability'] = targets.meanReliability;
+      // Online fine-tuning: the previous round's decisions get their proxy reward now that this round's agreement is known.
+      if (pending !== null && targets.meanReliability !== undefined) {
+        const p: PendingProxy = pending;
+        const reward = proxyReward(p.before, { ...p.after, agreement: targets.meanReliability });
+        metrics['proxy_reward'] = reward;
+        await timer.time('feedback', () => ports.agent!.feedback(p.decisionIds.map((id) => ({ decisionId: id, reward, done: false })), o.signal));
+        await timer.time('feedback', updatePolicy);
+        pending = null;
+      }
+      const stats = weightStatistics(targets.weightMaps);
+      cb.onWeights?.(r + 1, stats);
+      if (source !== TargetSource.None && targets.slices.length === 0) log(`round ${r + 1}: every target pixel has weight 0; training on the source term only`);
+
+      // Train.
+      const withTarget = targets.slices.length > 0 && h.targetWeight > 0;
+      const nT = withTarget ? Math.floor(h.batchSize / 2) : 0;
+      const src = sourceSampler(r, h.batchSize - nT);
+      const tgt = withTarget ? new BatchSampler([{ slices: targets.slices, augment: o.targetAugment ?? 'none', foregroundFraction: 0.5 }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2 + 1) }) : undefined;
+      let stopped = false;
+      await timer.time('training', async () => {
+        for (let s = 0; s < h.stepsPerRound; s++) {
+          if (cancelled(o.signal)) {
+            stopped = true;
+            return;
+          }
+          const t0 = performance.now();
+          const a = batchTensors(src.batch(s));
+          const b = tgt === undefined ? undefined : batchTensors(tgt.batch(s));
+          let res;
+          try {
+            res = adaptationStep(student!, { source: a, target: b }, { optimizer: optimizer!, targetWeight: h.targetWeight, clipNorm: 5, ema });
+          } finally {
+            tf.dispose([a.images, a.labels, a.weights, ...(b ? [b.images, b.labels, b.weights] : [])]);
+          }
+          if (!Number.isFinite(res.loss)) throw new AdaptationConfigError('hyperparameters.learning_rate', `training diverged in round ${r + 1} step ${s + 1}: loss ${res.loss} (lower \`hyperparameters.learning_rate\`, ${h.learningRate})`);
+          cb.onStep?.({ round: r + 1, step: s + 1, globalStep: res.step, loss: res.loss, sourceLoss: res.sourceLoss, targetLoss: res.targetLoss, learningRate: res.learningRate, ms: performance.now() - t0 });
+          await tick();
+        }
+      });
+      if (stopped) {
+        stopReason = StopReason.Cancelled;
+        break;
+      }
+
+      // Label-free round metrics.
+      await timer.time('metrics', () => {
+        if (o.sourceValidation.length > 0) metrics['source_val_dice'] = validateModel(student!, o.sourceValidation).meanDice;
+        metrics['teacher_student_agreement'] = mean(probes.map((v) => labelAgreement(labelsOf(ema!.model, v), labelsOf(student!, v))));
+        metrics['mean_weight'] = stats.pixels > 0 ? stats.mean : Number.NaN;
+      });
+      if (method === Method.Rl && rl.onlineFinetuning && targets.decisionIds.length > 0) {
+        const prev = history[history.length - 1];
+        const figures = (x: Readonly<Record<string, number>> | undefined): ProxyFigures => ({
+          agreement: x?.['mean_reliability'] ?? targets.meanReliability ?? 0,
+          consistency: x?.['teacher_student_agreement'] ?? 0,
+          sourceDice: x?.['source_val_dice'] ?? 0,
+        });
+        const before = prev === undefined ? { ...figures(metrics), consistency: metrics['teacher_student_agreement'] ?? 0, sourceDice: metrics['source_val_dice'] ?? 0 } : figures(prev.metrics);
+        const after = figures(metrics);
+        if (r + 1 < h.rounds) pending = { decisionIds: targets.decisionIds, before, after };
+        else {
+          // The last round: no next agreement to wait for; the episode ends here.
+          const reward = proxyReward(before, { ...after, agreement: before.agreement });
+          metrics['proxy_reward'] = reward;
+          await timer.time('feedback', () => ports.agent!.feedback(targets.decisionIds.map((id) => ({ decisionId: id, reward, done: true })), o.signal));
+          await timer.time('feedback', updatePolicy);
+        }
+      }
+      const report: RoundReport = { round: r + 1, metrics, timingsMs: timer.ms, teacher, policy, weights: stats };
+      history.push(report);
+      roundsDone = r + 1;
+      if (lastDir !== undefined) {
+        const extra: CheckpointExtra = { kind: 'purify-adaptation', fingerprint, roundsDone, history, policy: policy ?? null, pending };
+        await saveCheckpoint(lastDir, { model: student, optimizer, ema, extra });
+        cb.onCheckpoint?.({ round: roundsDone, dir: lastDir });
+      }
+      cb.onRound?.(report);
+    }
+    const model = student;
+    student = undefined; // ownership passes to the caller
+    return { model, stopReason, roundsDone, rounds: history, policy, unet };
+  } finally {
+    student?.dispose();
+    optimizer?.dispose();
+    ema?.dispose();
+  }
+}

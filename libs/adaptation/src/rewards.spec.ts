@@ -1,0 +1,55 @@
+import { AdaptationConfigError } from './errors';
+import { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness } from './rewards';
+
+describe('rewards (hand cases)', () => {
+  it('region accuracy: fraction of each region’s pixels whose pseudo-label is right', () => {
+    // Pseudo [1, 1, 0, 0] vs label [1, 0, 0, 0], regions [0, 0, 1, 1]: region 0 1/2, region 1 2/2; region 2 has no pixels → 1.
+    expect([...regionAccuracy([1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 1], 3)]).toEqual([0.5, 1, 1]);
+  });
+
+  it.each([
+    // [accuracy, pivot, expected signed correctness]
+    [1, 0.8, 1],
+    [0.8, 0.8, 0],
+    [0.9, 0.8, 0.5], // (0.9 − 0.8)/0.2
+    [0.4, 0.8, -0.5], // (0.4 − 0.8)/0.8
+    [0, 0.8, -1],
+    [0.75, 0.5, 0.5], // (0.75 − 0.5)/0.5
+  ])('signed correctness of accuracy %d with pivot %d is %d', (acc, pivot, want) => {
+    expect(signedCorrectness(acc, pivot)).toBeCloseTo(want, 10);
+  });
+
+  it('a correct region weighted up earns more than a wrong one weighted up; weighting a wrong one down earns', () => {
+    // Regions: correct/up, wrong/up, correct/down, wrong/down, correct/half. s = [1, −1, 1, −1, 1]; 2w − 1 = [1, 1, −1, −1, 0].
+    const r = regionRewards(Float32Array.from([1, 1, 0, 0, 0.5]), Float32Array.from([1, 0, 1, 0, 1]), { pivot: 0.8 });
+    expect([...r]).toEqual([1, -1, -1, 1, 0]);
+    expect(r[0]!).toBeGreaterThan(r[1]!);
+    expect(r[3]!).toBeGreaterThan(r[1]!);
+  });
+
+  it('the episodic term is added to every region', () => {
+    // Dice 0.5 → 0.6 with scale 5: +0.5 to each region's reward.
+    const e = episodicReward(0.5, 0.6, 5);
+    expect(e).toBeCloseTo(0.5, 10);
+    const r = regionRewards(Float32Array.from([1, 0]), Float32Array.from([1, 1]), { pivot: 0.8, episodic: e });
+    expect(r[0]).toBeCloseTo(1.5, 6);
+    expect(r[1]).toBeCloseTo(-0.5, 6);
+  });
+
+  it('the proxy reward: Δ agreement + Δ consistency − any drop in source Dice', () => {
+    // (0.65 − 0.6) + (0.85 − 0.8) − max(0, 0.7 − 0.68) = 0.05 + 0.05 − 0.02 = 0.08.
+    expect(proxyReward({ agreement: 0.6, consistency: 0.8, sourceDice: 0.7 }, { agreement: 0.65, consistency: 0.85, sourceDice: 0.68 })).toBeCloseTo(0.08, 6);
+    // A rise in source Dice is not rewarded: (0) + (0) − max(0, 0.7 − 0.9) = 0.
+    expect(proxyReward({ agreement: 0.6, consistency: 0.8, sourceDice: 0.7 }, { agreement: 0.6, consistency: 0.8, sourceDice: 0.9 })).toBe(0);
+  });
+
+  it.each([
+    ['mismatched maps', () => regionAccuracy([0], [0, 1], [0, 0], 1), 'pseudo-label, label and region maps must have the same voxel count, got 1, 2, 2'],
+    ['a region index out of range', () => regionAccuracy([0], [0], [4], 2), 'regionIndex[0] = 4 is not in [0, 1]'],
+    ['a pivot of 1', () => signedCorrectness(0.5, 1), 'pivot must be in (0, 1), got 1'],
+    ['weights and accuracy of different lengths', () => regionRewards(new Float32Array(2), new Float32Array(3)), 'weights and accuracy must have one value per region, got 2 and 3'],
+  ])('refuses %s', (_name, call, message) => {
+    expect(call).toThrow(AdaptationConfigError);
+    expect(call).toThrow(message);
+  });
+});

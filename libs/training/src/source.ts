@@ -1,0 +1,235 @@
+/**
+ * Stage A end to end (what `purify train-source` runs): a labelled dataset →
+ * slices on the working grid → {@link trainSegmentation} → a published registry
+ * version, and optionally predictions of the held-out test cases on their
+ * original grids.
+ */
+import { join, resolve } from 'node:path';
+import type { ModelVersion, NormalizationSpec } from '@purify/artifacts';
+import { openDataset, readNifti, Rng, writeNifti, type Dataset, type DatasetCase } from '@purify/imaging';
+import type { Backend, UNetConfig } from '@purify/models';
+import type { AugmentLevel } from './augmentation';
+import { initTrainingBackend, type TrainingBackend, type TrainingBackendOptions } from './backend';
+import { TrainingConfigError, TrainingDataError } from './errors';
+import { defaultNormalization, resolveNormalization } from './normalization';
+import { predictLabelVolume } from './predict';
+import { checkRegistryClasses, gitCommit, publishSegmentationModel } from './publish';
+import { slicesOf } from './sampler';
+import { datasetClasses, labelledCases, loadSliceVolume, spacingForSize, type SliceVolume } from './slice-data';
+import { trainSegmentation, type TrainCallbacks, type TrainResult } from './trainer';
+
+export interface TrainSourceOptions {
+  /** Dataset folder (MSD / nnU-Net layout with dataset.json and labelsTr/). */
+  readonly dataPath: string;
+  /** Artifact store root; the model is published to `<artifactsDir>/models/<name>/<version>`. */
+  readonly artifactsDir: string;
+  /** Registry name (default 'source-ct'). */
+  readonly name?: string | undefined;
+  /** Working tile size in pixels (square; default 96); the in-plane spacing maps the first case's field of view onto it. */
+  readonly size?: number | undefined;
+  /**
+   * Training tile in pixels (square; default = size). A tile smaller than the
+   * working slices trains on random crops (cheaper steps at full resolution);
+   * validation and prediction always run on whole slices.
+   */
+  readonly tile?: number | undefined;
+  readonly normalization?: NormalizationSpec | undefined;
+  readonly steps: number;
+  readonly batchSize?: number | undefined;
+  readonly learningRate?: number | undefined;
+  readonly seed?: number | undefined;
+  readonly valEvery?: number | undefined;
+  readonly patience?: number | undefined;
+  /** Validation cases held out of imagesTr (default: the dataset's 'validation' list, else ⌈15 %⌉, at least 1). */
+  readonly valCases?: number | undefined;
+  readonly augment?: AugmentLevel | undefined;
+  readonly foregroundFraction?: number | undefined;
+  readonly unet?: Partial<Omit<UNetConfig, 'numClasses' | 'inputChannels'>> | undefined;
+  readonly backend?: Backend | 'auto' | undefined;
+  readonly backendOptions?: TrainingBackendOptions | undefined;
+  /** Checkpoint folder (default `<artifactsDir>/checkpoints/<name>`). */
+  readonly checkpointDir?: string | undefined;
+  readonly resume?: boolean | undefined;
+  /** Write the best model's label maps of the test cases (imagesTs) here as `<id>.nii.gz`, on their original grids. */
+  readonly predictTestDir?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface TrainSourceCallbacks extends TrainCallbacks {
+  onBackend?(backend: TrainingBackend): void;
+  onLoad?(event: { done: number; total: number; id: string }): void;
+  onPredict?(event: { done: number; total: number; id: string; path: string }): void;
+}
+
+export interface TrainSourceResult {
+  readonly version: ModelVersion | undefined;
+  readonly training: Omit<TrainResult, 'model'>;
+  readonly backend: TrainingBackend;
+  readonly classes: readonly { index: number; name: string }[];
+  readonly trainCases: readonly string[];
+  readonly valCases: readonly string[];
+  readonly spacingXyMm: readonly [number, number];
+  readonly tileYx: readonly [number, number];
+  readonly normalization: NormalizationSpec;
+  readonly predictions: readonly string[];
+  readonly wallMs: number;
+}
+
+function splitCases(cases: readonly DatasetCase[], valCases: number | undefined, seed: number): { train: DatasetCase[]; val: DatasetCase[] } {
+  const listed = cases.filter((c) => c.split === 'val');
+  if (valCases === undefined && listed.length > 0) return { train: cases.filter((c) => c.split !== 'val'), val: listed };
+  const n = valCases ?? Math.max(1, Math.ceil(cases.length * 0.15));
+  if (!Number.isInteger(n) || n < 0 || n >= cases.length) {
+    throw new TrainingConfigError(`valCases must be an integer in [0, ${cases.length - 1}] (the dataset has ${cases.length} labelled training cases), got ${JSON.stringify(valCases)}`);
+  }
+  const order = new Rng(seed).shuffle([...cases.keys()]);
+  const valSet = new Set(order.slice(0, n));
+  return { train: cases.filter((_, i) => !valSet.has(i)), val: cases.filter((_, i) => valSet.has(i)) };
+}
+
+/** Opens and checks a labelled dataset; errors name dataset.json or the missing folder. */
+export function openLabelledDataset(path: string): { dataset: Dataset; classes: { index: number; name: string }[]; cases: DatasetCase[] } {
+  let dataset: Dataset;
+  try {
+    dataset = openDataset(path);
+  } catch (err) {
+    throw new TrainingDataError((err as Error).message);
+  }
+  if (dataset.layout !== 'msd') throw new TrainingDataError(`${dataset.root}: no dataset.json; train-source needs a labelled dataset folder (dataset.json, imagesTr/, labelsTr/)`);
+  const classes = datasetClasses(dataset);
+  const cases = labelledCases(dataset);
+  if (dataset.channelNames.length !== 1) {
+    throw new TrainingDataError(`${dataset.jsonPath ?? dataset.root}: the model takes one input channel, the dataset has ${dataset.channelNames.length} (${dataset.channelNames.join(', ')})`);
+  }
+  return { dataset, classes, cases };
+}
+
+/** Trains, validates and publishes a source model (see the module comment). */
+export async function trainSourceModel(options: TrainSourceOptions, callbacks: TrainSourceCallbacks = {}): Promise<TrainSourceResult> {
+  const started = Date.now();
+  const name = options.name ?? 'source-ct';
+  const seed = options.seed ?? 1;
+  const size = options.size ?? 96;
+  if (!Number.isInteger(size) || size < 8) throw new TrainingConfigError(`size must be an integer ≥ 8, got ${JSON.stringify(options.size)}`);
+  const tile = options.tile ?? size;
+  if (!Number.isInteger(tile) || tile < 8 || tile > size) throw new TrainingConfigError(`tile must be an integer in [8, size = ${size}], got ${JSON.stringify(options.tile)}`);
+  const { dataset, classes, cases } = openLabelledDataset(options.dataPath);
+  const artifactsDir = resolve(options.artifactsDir);
+  checkRegistryClasses(artifactsDir, name, classes);
+  const normalization = resolveNormalization(options.normalization ?? defaultNormalization(dataset.channelNames[0] ?? ''));
+  const { train, val } = splitCases(cases, options.valCases, seed);
+  const tests = dataset.cases.filter((c) => c.split === 'test');
+  if (options.predictTestDir !== undefined && tests.length === 0) {
+    throw new TrainingDataError(`${dataset.root}: --predict-test: the dataset has no test cases (imagesTs/ is empty or missing)`);
+  }
+
+  const first = train[0]!;
+  const firstPath = first.imagePaths[0];
+  const firstImage = await readNifti(firstPath ?? '').catch((err: unknown) => {
+    throw new TrainingDataError(`case ${first.id}: cannot read image ${firstPath ?? '(channel 0)'}: ${(err as Error).message}`);
+  });
+  const spacingXyMm = spacingForSize(firstImage, [size, size]);
+  const backend = await initTrainingBackend(options.backend ?? 'auto', options.backendOptions);
+  callbacks.onBackend?.(backend);
+
+  const load = async (list: readonly DatasetCase[], offset: number, total: number, requireLabel: boolean): Promise<SliceVolume[]> => {
+    const out: SliceVolume[] = [];
+    for (const c of list) {
+      out.push(await loadSliceVolume(c, { normalization, spacingXyMm, numClasses: classes.length, requireLabel, keepOriginalLabel: requireLabel }));
+      callbacks.onLoad?.({ done: offset + out.length, total, id: c.id });
+    }
+    return out;
+  };
+  const total = train.length + val.length;
+  const trainVolumes = await load(train, 0, total, true);
+  const valVolumes = await load(val, train.length, total, true);
+  const tileYx: [number, number] = [tile, tile];
+  const result = await trainSegmentation(
+    {
+      pools: [{ slices: slicesOf(trainVolumes), augment: options.augment ?? 'strong', foregroundFraction: options.foregroundFraction ?? 0.5 }],
+      validation: valVolumes,
+      tileYx,
+      numClasses: classes.length,
+      unet: options.unet,
+      steps: options.steps,
+      batchSize: options.batchSize,
+      learningRate: options.learningRate,
+      valEvery: options.valEvery,
+      patience: options.patience,
+      seed,
+      checkpointDir: options.checkpointDir ?? join(artifactsDir, 'checkpoints', name),
+      resume: options.resume,
+      signal: options.signal,
+    },
+    callbacks,
+  );
+  const { model, ...training } = result;
+  try {
+    let version: ModelVersion | undefined;
+    const predictions: string[] = [];
+    if (result.stopReason !== 'cancelled') {
+      const best = result.best;
+      const metrics = best === undefined
+        ? []
+        : [
+            ...classes.slice(1).map((c) => ({ name: `dice_${c.name}`, value: best.dicePerClass[String(c.index)] ?? Number.NaN, split: 'source-val' })),
+            { name: 'dice_mean', value: best.meanDice, split: 'source-val' },
+          ];
+      const commit = gitCommit();
+      version = publishSegmentationModel({
+        artifactsDir,
+        name,
+        model,
+        classes,
+        inputSizeYx: tileYx,
+        spacingXyMm,
+        normalization,
+        provenance: {
+          dataset: dataset.root,
+          datasetName: dataset.name,
+          seed: String(seed),
+          steps: String(result.stepsDone),
+          bestStep: String(result.bestStep),
+          stopReason: result.stopReason,
+          batchSize: String(options.batchSize ?? 8),
+          learningRate: String(options.learningRate ?? 2e-3),
+          augment: options.augment ?? 'strong',
+          unet: JSON.stringify(result.unet),
+          backend: backend.backend,
+          wasmKernels: backend.wasmKernels,
+          trainCases: train.map((c) => c.id).join(','),
+          valCases: val.map((c) => c.id).join(','),
+          msPerStep: result.msPerStep.toFixed(1),
+          wallTimeS: ((Date.now() - started) / 1000).toFixed(1),
+          ...(commit === undefined ? {} : { commit }),
+        },
+        metrics,
+      });
+      if (options.predictTestDir !== undefined) {
+        const dir = resolve(options.predictTestDir);
+        for (const c of tests) {
+          const volume = await loadSliceVolume(c, { normalization, spacingXyMm, numClasses: classes.length, requireLabel: false, keepOriginalLabel: false });
+          const path = join(dir, `${c.id}.nii.gz`);
+          writeNifti(path, predictLabelVolume(model, volume));
+          predictions.push(path);
+          callbacks.onPredict?.({ done: predictions.length, total: tests.length, id: c.id, path });
+        }
+      }
+    }
+    return {
+      version,
+      training,
+      backend,
+      classes,
+      trainCases: train.map((c) => c.id),
+      valCases: val.map((c) => c.id),
+      spacingXyMm,
+      tileYx,
+      normalization,
+      predictions,
+      wallMs: Date.now() - started,
+    };
+  } finally {
+    model.dispose();
+  }
+}

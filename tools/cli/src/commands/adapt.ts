@@ -1,0 +1,286 @@
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Command, InvalidArgumentError } from 'commander';
+import { Metadata } from '@grpc/grpc-js';
+import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
+import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent } from '@purify/proto';
+import { DEFAULT_PORTS, createClient, unaryCall } from '@purify/runtime';
+import { CliError, intArg, table } from '../cli-util';
+import { Progress, formatSeconds } from '../progress';
+import { readServicesFile } from '../services-file';
+
+/**
+ * `purify adapt`: submits an adaptation job to the trainer service, follows
+ * its events with a progress bar, and writes a summary into the run folder.
+ * The run folder remembers the job (`<out>/job.json`): running the command
+ * again with the same `--out` reattaches to it (and resumes it when it failed
+ * or was cancelled), whatever the other flags say.
+ */
+
+const METHODS: Readonly<Record<string, Method>> = {
+  'source-only': Method.METHOD_SOURCE_ONLY,
+  naive: Method.METHOD_NAIVE,
+  confidence: Method.METHOD_CONFIDENCE,
+  entropy: Method.METHOD_ENTROPY,
+  consensus: Method.METHOD_CONSENSUS,
+  rule: Method.METHOD_RULE,
+  rl: Method.METHOD_RL,
+  oracle: Method.METHOD_ORACLE,
+};
+
+export interface AdaptOptions {
+  source: string;
+  target: string;
+  method: string;
+  out: string;
+  rounds?: number;
+  stepsPerRound?: number;
+  batchSize?: number;
+  seed: number;
+  initModel?: string;
+  outputModel?: string;
+  imageSize?: number;
+  oracleLabels?: string;
+  policy?: string;
+  experiment?: string;
+  onlineFinetuning: boolean;
+  trainer?: string;
+  runDir: string;
+  timeoutMs: number;
+  json: boolean;
+}
+
+interface RunFile {
+  readonly jobId: string;
+  readonly trainer: string;
+  readonly spec: unknown;
+  readonly createdAt: string;
+}
+
+/** `NAME` or `NAME:VERSION` (0 / absent = latest). */
+function parseRef(raw: string, flag: string): { name: string; version: number } {
+  const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?::(\d+))?$/.exec(raw);
+  if (!m) throw new CliError(`${flag} must be NAME[:VERSION], got "${raw}"`, 2);
+  return { name: m[1] as string, version: m[2] === undefined ? 0 : Number(m[2]) };
+}
+
+function trainerAddress(opts: AdaptOptions): string {
+  if (opts.trainer) return opts.trainer;
+  try {
+    const found = readServicesFile(resolve(opts.runDir)).services.find((s) => s.kind === 'trainer');
+    if (found) return found.address;
+  } catch {
+    // No running set recorded: the default address.
+  }
+  return `127.0.0.1:${DEFAULT_PORTS.trainer}`;
+}
+
+function modalityOf(path: string): Modality {
+  try {
+    const json = JSON.parse(readFileSync(join(path, 'dataset.json'), 'utf8')) as { channel_names?: Record<string, string>; modality?: Record<string, string> };
+    const name = Object.values(json.channel_names ?? json.modality ?? {})[0] ?? '';
+    if (/^cbct/i.test(name)) return Modality.MODALITY_CBCT;
+    if (/^ct\b/i.test(name)) return Modality.MODALITY_CT;
+    return Modality.MODALITY_MR;
+  } catch {
+    return Modality.MODALITY_UNSPECIFIED;
+  }
+}
+
+function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
+  const method = METHODS[opts.method];
+  if (method === undefined) throw new CliError(`--method must be one of ${Object.keys(METHODS).join(', ')}, got "${opts.method}"`, 2);
+  if (opts.oracleLabels !== undefined && opts.method !== 'oracle') throw new CliError(`--oracle-labels is for --method oracle only (target labels never reach the other methods), got --method ${opts.method}`, 2);
+  if (opts.method === 'oracle' && opts.oracleLabels === undefined) throw new CliError('--method oracle needs --oracle-labels DIR (the target training labels, e.g. <data>/mr-oracle/labelsTr)', 2);
+  if (opts.policy !== undefined && opts.experiment !== undefined) throw new CliError('give --policy or --experiment, not both', 2);
+  const size = opts.imageSize;
+  return JobSpec.fromPartial({
+    jobId,
+    method,
+    source: { path: resolve(opts.source), modality: modalityOf(resolve(opts.source)), caseIds: [] },
+    target: { path: resolve(opts.target), modality: modalityOf(resolve(opts.target)), caseIds: [] },
+    ...(opts.oracleLabels === undefined ? {} : { oracleLabels: { path: resolve(opts.oracleLabels), modality: Modality.MODALITY_UNSPECIFIED, caseIds: [] } }),
+    ...(opts.initModel === undefined ? {} : { initModel: parseRef(opts.initModel, '--init-model') }),
+    outputModel: opts.outputModel ?? '',
+    hyperparameters: { rounds: opts.rounds ?? 0, stepsPerRound: opts.stepsPerRound ?? 0, batchSize: opts.batchSize ?? 0, imageSizeYx: size === undefined ? [] : [size, size] },
+    seed: opts.seed,
+    ...(opts.policy !== undefined ? { agentTarget: { $case: 'policy' as const, policy: parseRef(opts.policy, '--policy') } } : {}),
+    ...(opts.experiment !== undefined ? { agentTarget: { $case: 'experiment' as const, experiment: opts.experiment } } : {}),
+    simulatedShiftPretraining: opts.method === 'rl',
+    onlineFinetuning: opts.onlineFinetuning,
+  });
+}
+
+/** Follows WatchJob from `from`, reconnecting (from the next sequence) when the stream breaks, until the job ends. */
+async function follow(client: TrainerServiceClient, jobId: string, onEvent: (e: JobEvent) => void): Promise<void> {
+  let next = 0;
+  let failures = 0;
+  for (;;) {
+    const ended = await new Promise<boolean>((resolveDone, reject) => {
+      const call = client.watchJob({ jobId, fromSequence: next }, new Metadata(), { deadline: Infinity });
+      call.on('data', (e: JobEvent) => {
+        next = Number(e.sequence) + 1;
+        failures = 0;
+        onEvent(e);
+      });
+      call.on('end', () => resolveDone(true));
+      call.on('error', (err: Error & { code?: number }) => (err.code === 14 && failures < 20 ? resolveDone(false) : reject(err)));
+    });
+    if (ended) {
+      const job = await unaryCall(client, 'getJob', { jobId });
+      if ([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED].includes(job.state)) return;
+    }
+    failures++;
+    await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(failures, 5))));
+  }
+}
+
+const stateName = (s: JobState): string => (JobState[s] ?? String(s)).replace('JOB_STATE_', '').toLowerCase();
+
+function summaryMarkdown(job: Job, rounds: readonly RoundEvent[], wallMs: number): string {
+  const names = [...new Set(rounds.flatMap((r) => r.metrics.map((m) => m.name)))];
+  const phases = [...new Set(rounds.flatMap((r) => Object.keys(r.timingsMs)))];
+  const lines = [
+    `# Adaptation ${job.jobId}`,
+    '',
+    `- method: ${job.spec ? (Method[job.spec.method] ?? '').replace('METHOD_', '').toLowerCase() : '?'}`,
+    `- state: ${stateName(job.state)}${job.message ? ` — ${job.message}` : ''}`,
+    `- result model: ${job.resultModel ? `${job.resultModel.name}:${job.resultModel.version}` : '-'}`,
+    `- policy: ${job.policy ? `${job.policy.name}:${job.policy.version}` : '-'}`,
+    `- resumes: ${job.resumes}; wall time of this command: ${formatSeconds(wallMs / 1000)}`,
+    '',
+    'Label-free round figures (no target label is ever read):',
+    '',
+    '```',
+    table(['round', ...names], rounds.map((r) => [String(r.round), ...names.map((n) => { const m = r.metrics.find((x) => x.name === n); return m === undefined ? '' : m.value.toFixed(4); })])),
+    '```',
+    '',
+    'Time per phase (ms):',
+    '',
+    '```',
+    table(['round', ...phases], rounds.map((r) => [String(r.round), ...phases.map((p) => (r.timingsMs[p] ?? 0).toFixed(0))])),
+    '```',
+    '',
+  ];
+  return lines.join('\n');
+}
+
+/** What a finished adaptation run reports (also written to `<out>/summary.json`). */
+export interface AdaptSummary {
+  readonly jobId: string;
+  readonly trainer: string;
+  readonly state: string;
+  readonly message: string;
+  readonly resultModel: { name: string; version: number } | null;
+  readonly policy: { name: string; version: number } | null;
+  readonly resumes: number;
+  readonly metrics: readonly { name: string; value: number; split: string }[];
+  readonly rounds: readonly { round: number; metrics: Record<string, number>; timingsMs: Record<string, number> }[];
+  /** Supervision-weight histogram (10 bins over [0, 1]) and mean per round. */
+  readonly weights: readonly { round: number; mean: number; zeroFraction: number; histogram: number[] }[];
+  readonly wallMs: number;
+}
+
+/** Submits (or reattaches to) an adaptation job, follows it to the end, and writes the summary. */
+export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
+  const started = Date.now();
+  const out = resolve(opts.out);
+  mkdirSync(out, { recursive: true });
+  const runFile = join(out, 'job.json');
+  let jobId: string;
+  let spec: JobSpec;
+  let address = trainerAddress(opts);
+  if (existsSync(runFile)) {
+    const stored = JSON.parse(readFileSync(runFile, 'utf8')) as RunFile;
+    jobId = stored.jobId;
+    spec = JobSpec.fromJSON(stored.spec);
+    if (!opts.trainer && !existsSync(join(resolve(opts.runDir), 'services.json'))) address = stored.trainer;
+    process.stderr.write(`reattaching to job ${jobId} recorded in ${runFile}\n`);
+  } else {
+    jobId = `adapt-${opts.method}-s${opts.seed}-${randomBytes(3).toString('hex')}`;
+    spec = buildSpec(opts, jobId);
+    writeJsonAtomic(runFile, { jobId, trainer: address, spec: JobSpec.toJSON(spec), createdAt: new Date().toISOString() } satisfies RunFile);
+  }
+  const client = createClient(TrainerServiceClient, 'trainer', { addresses: [address], defaultTimeoutMs: opts.timeoutMs });
+  try {
+    let job: Job;
+    try {
+      job = await unaryCall(client, 'startJob', { spec });
+    } catch (err) {
+      throw new CliError(`trainer at ${address}: ${(err as Error).message}`);
+    }
+    const rounds = job.progress?.rounds ?? 1;
+    const steps = job.progress?.steps ?? 1;
+    const bar = new Progress(`adapt ${opts.method}`, rounds * steps, opts.json);
+    const roundEvents = new Map<number, RoundEvent>();
+    const weightEvents = new Map<number, AdaptSummary['weights'][number]>();
+    await follow(client, jobId, (e) => {
+      const ev = e.event;
+      if (ev?.$case === 'step') bar.update((ev.step.round - 1) * steps + ev.step.step, `round ${ev.step.round}/${rounds} loss ${ev.step.loss.toFixed(3)}`);
+      else if (ev?.$case === 'round') {
+        roundEvents.set(ev.round.round, ev.round);
+        const dice = ev.round.metrics.find((m) => m.name === 'source_val_dice');
+        if (!opts.json) process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}round ${ev.round.round}: source-val Dice ${dice ? dice.value.toFixed(3) : '-'}\n`);
+      } else if (ev?.$case === 'weights') {
+        weightEvents.set(ev.weights.round, { round: ev.weights.round, mean: ev.weights.mean, zeroFraction: ev.weights.zeroFraction, histogram: ev.weights.histogram.map(Number) });
+      } else if (ev?.$case === 'log' && !opts.json) process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${ev.log}\n`);
+    });
+    job = await unaryCall(client, 'getJob', { jobId });
+    const ordered = [...roundEvents.values()].sort((a, b) => a.round - b.round);
+    const summary: AdaptSummary = {
+      jobId,
+      trainer: address,
+      state: stateName(job.state),
+      message: job.message,
+      resultModel: job.resultModel ?? null,
+      policy: job.policy ?? null,
+      resumes: job.resumes,
+      metrics: job.metrics.map((m) => ({ name: m.name, value: m.value, split: m.split })),
+      rounds: ordered.map((r) => ({ round: r.round, metrics: Object.fromEntries(r.metrics.map((m) => [m.name, m.value])), timingsMs: r.timingsMs, teacher: r.teacherModel ?? null, policy: r.policy ?? null })),
+      weights: [...weightEvents.values()].sort((a, b) => a.round - b.round),
+      wallMs: Date.now() - started,
+    };
+    writeJsonAtomic(join(out, 'summary.json'), summary);
+    writeFileAtomic(join(out, 'summary.md'), summaryMarkdown(job, ordered, summary.wallMs));
+    if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else process.stdout.write(`job ${jobId}: ${summary.state}${job.resultModel ? `, model ${job.resultModel.name}:${job.resultModel.version}` : ''}; summary in ${join(out, 'summary.md')}\n`);
+    if (job.state !== JobState.JOB_STATE_SUCCEEDED) throw new CliError(`job ${jobId} ${summary.state}: ${job.message} (run the same command again to resume it)`);
+    return summary;
+  } finally {
+    client.close();
+  }
+}
+
+function positive(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 8 || n % 8 !== 0) throw new InvalidArgumentError(`must be a multiple of 8 ≥ 8, got "${raw}"`);
+  return n;
+}
+
+export function adaptCommand(): Command {
+  return new Command('adapt')
+    .description('Adapt a source model to an unlabelled target domain through the trainer service (resumable: rerun with the same --out)')
+    .requiredOption('--source <dir>', 'labelled source dataset (MSD / nnU-Net layout)')
+    .requiredOption('--target <dir>', 'unlabelled target dataset (any labels in it are ignored)')
+    .option('--method <name>', `one of ${Object.keys(METHODS).join(', ')}`, 'rl')
+    .requiredOption('--out <dir>', 'run folder: job record and summary')
+    .option('--rounds <n>', 'adaptation rounds (default: the trainer default)', intArg(1, 1000))
+    .option('--steps-per-round <n>', 'training steps per round', intArg(1, 1_000_000))
+    .option('--batch-size <n>', 'slices per step (half source, half target)', intArg(1, 1024))
+    .option('--seed <n>', 'seed of everything random in the job', intArg(0, 2 ** 31 - 1), 1)
+    .option('--init-model <name[:v]>', 'starting (source) model in the registry')
+    .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')
+    .option('--image-size <n>', 'working tile when there is no --init-model (square, multiple of 8)', positive)
+    .option('--oracle-labels <dir>', 'target TRAINING labels, for --method oracle only')
+    .option('--policy <name[:v]>', 'agent policy for --method rl (default purify-weights, registered on first use)')
+    .option('--experiment <name>', 'agent A/B experiment for --method rl')
+    .option('--online-finetuning', 'rl: also fine-tune the policy on the target with the label-free proxy reward', false)
+    .option('--trainer <host:port>', 'trainer address (default: from <run-dir>/services.json, else 127.0.0.1:50154)')
+    .option('--run-dir <dir>', 'where `purify up` wrote services.json', '.purify')
+    .option('--timeout-ms <ms>', 'deadline of each unary call', intArg(1, 600_000), 30_000)
+    .option('--json', 'print the summary as JSON', false)
+    .action(async (opts: AdaptOptions) => {
+      await runAdapt(opts);
+    });
+}

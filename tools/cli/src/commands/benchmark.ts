@@ -1,0 +1,468 @@
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { hostname, cpus } from 'node:os';
+import { Command } from 'commander';
+import { ModelRegistry, writeJsonAtomic, type ModelMeta } from '@purify/artifacts';
+import { openDataset, overlayImage, tileHorizontally, writeNifti, writePng, type Volume } from '@purify/imaging';
+import { ensureModelLoaded, segmentRemote } from '@purify/inference';
+import { DEFAULT_GRID, generateBenchmark, type BenchmarkManifest, type Domain } from '@purify/phantoms';
+import { SegmenterServiceClient } from '@purify/proto';
+import { boxPlot, histogramChart, lineChart, meanStd, Report } from '@purify/report';
+import { createClient } from '@purify/runtime';
+import { defaultNormalization, gitCommit, trainSourceModel, type AugmentLevel } from '@purify/training';
+import { CliError, intArg, output } from '../cli-util';
+import { launchServices, type Launch } from '../launcher';
+import { Progress, formatSeconds } from '../progress';
+import { runAdapt, type AdaptSummary } from './adapt';
+import { evaluatePaths } from './evaluate';
+
+/**
+ * `purify benchmark` and `purify demo`: the whole pipeline on the built-in data,
+ * side by side — generate the phantoms, start the four services, train the
+ * source model once per benchmark and seed (shared by every method), adapt with
+ * each method through the trainer service, segment the target test set with
+ * every resulting model, evaluate against the target test labels (evaluation
+ * only: they are read here, after training, and nowhere else), and write
+ * report.md + report.html with tables and figures. Every stage records its
+ * result in the run folder, so an interrupted run continues where it stopped.
+ */
+
+const BENCHMARK_TARGET: Readonly<Record<string, Domain>> = { 'ct-mr': 'mr', 'ct-cbct': 'cbct' };
+const ALL_METHODS = ['source-only', 'naive', 'confidence', 'entropy', 'consensus', 'rule', 'rl', 'oracle'] as const;
+
+export interface BenchmarkOptions {
+  readonly out: string;
+  readonly benchmarks: readonly string[];
+  readonly methods: readonly string[];
+  readonly seeds: readonly number[];
+  readonly trainCases: number;
+  readonly testCases: number;
+  readonly size: number;
+  readonly slices: number;
+  readonly sourceSteps: number;
+  readonly augment: AugmentLevel;
+  readonly rounds: number;
+  readonly stepsPerRound: number;
+  readonly batchSize: number;
+  readonly command: string;
+}
+
+interface MethodResult {
+  readonly benchmark: string;
+  readonly seed: number;
+  readonly method: string;
+  readonly model: { name: string; version: number };
+  readonly perOrgan: Record<string, { dice: number; hd95Mm: number; assdMm: number }>;
+  readonly perCaseDice: readonly number[];
+  readonly mean: { dice: number; hd95Mm: number; assdMm: number };
+  readonly adapt?: AdaptSummary;
+  readonly wallMs: number;
+}
+
+/** A JSON file that marks a finished stage: the stage runs only when the file is missing. */
+async function stage<T>(file: string, run: () => Promise<T>): Promise<T> {
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as T;
+  const value = await run();
+  writeJsonAtomic(file, value);
+  return value;
+}
+
+const say = (message: string): void => {
+  process.stderr.write(`[purify] ${message}\n`);
+};
+
+/** Republishes a model version's graph and weights under `name` with another input normalisation. */
+function republish(registry: ModelRegistry, from: { name: string; version: number }, name: string, normalization: ModelMeta['normalization']): { name: string; version: number } {
+  const source = registry.get(from.name, from.version);
+  const onnx = readFileSync(join(source.dir, 'model.onnx'));
+  const weightsPath = join(source.dir, 'weights.bin');
+  const { name: _n, version: _v, createdAt: _c, onnx: onnxMeta, ...rest } = source.meta;
+  const published = registry.publish(
+    name,
+    { onnx, ...(existsSync(weightsPath) ? { weights: readFileSync(weightsPath) } : {}) },
+    { ...rest, normalization, onnx: { input: onnxMeta.input, output: onnxMeta.output, opset: onnxMeta.opset }, provenance: { ...rest.provenance, republishedFrom: `${from.name}:${from.version}` } },
+  );
+  return { name, version: published.meta.version };
+}
+
+/** Segments every image of `cases` through the segmenter; writes `<dir>/<id>.nii.gz` on each image's grid. */
+async function segmentAll(client: SegmenterServiceClient, model: { name: string; version: number }, cases: readonly { id: string; load: () => Promise<Volume> }[], dir: string, progress: Progress): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await ensureModelLoaded(client, model, { timeoutMs: 120_000 });
+  let done = 0;
+  for (const c of cases) {
+    const path = join(dir, `${c.id}.nii.gz`);
+    if (!existsSync(path)) {
+      const image = await c.load();
+      const { labels } = await segmentRemote(client, image, { model, caseId: c.id, timeoutMs: 600_000 });
+      writeNifti(path, labels);
+    }
+    progress.update(++done, `${model.name}:${model.version} ${c.id}`);
+  }
+}
+
+export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: string; results: MethodResult[] }> {
+  const started = Date.now();
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  for (const b of o.benchmarks) if (!(b in BENCHMARK_TARGET)) throw new CliError(`--benchmarks: unknown benchmark "${b}" (expected ${Object.keys(BENCHMARK_TARGET).join(', ')})`, 2);
+  for (const m of o.methods) if (!(ALL_METHODS as readonly string[]).includes(m)) throw new CliError(`--methods: unknown method "${m}" (expected ${ALL_METHODS.join(', ')})`, 2);
+  const artifacts = join(out, 'artifacts');
+  const registry = new ModelRegistry(artifacts);
+  const results: MethodResult[] = [];
+  let launch: Launch | undefined;
+  const stop = async (): Promise<void> => {
+    if (launch) {
+      say('stopping the services');
+      await launch.stop();
+      launch = undefined;
+    }
+  };
+  const onSignal = (): void => {
+    void stop().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    for (const seed of o.seeds) {
+      // 1. Data: one generation per seed holds every domain the benchmarks need.
+      const dataDir = join(out, `data-s${seed}`);
+      const domains: Domain[] = ['ct', ...new Set(o.benchmarks.map((b) => BENCHMARK_TARGET[b] as Domain))];
+      const manifest = await stage<BenchmarkManifest>(join(dataDir, '.done.json'), async () => {
+        const total = domains.length * (o.trainCases + o.testCases);
+        const bar = new Progress(`data (seed ${seed})`, total);
+        say(`generating ${domains.join(', ')} phantoms into ${dataDir}`);
+        return generateBenchmark({
+          outDir: dataDir,
+          domains,
+          seed,
+          trainCases: o.trainCases,
+          testCases: o.testCases,
+          grid: { ...DEFAULT_GRID, size: o.size, slices: o.slices, sliceMm: (DEFAULT_GRID.sliceMm * DEFAULT_GRID.slices) / o.slices },
+          onProgress: (done, _t, id) => bar.update(done, id),
+        });
+      });
+
+      // 2. Services (once per run).
+      if (!launch) {
+        say('starting segmenter, agent, reliability and trainer');
+        launch = await launchServices({
+          host: '127.0.0.1',
+          ports: { segmenter: 0, reliability: 0, agent: 0, trainer: 0 },
+          artifactsDir: artifacts,
+          logDir: join(out, 'logs'),
+          readyTimeoutMs: 120_000,
+          shutdownGraceMs: 5_000,
+          onProgress: say,
+        });
+        void launch.unexpectedExit.then((e) => say(`WARNING: ${e.kind} exited unexpectedly (code ${e.code ?? e.signal}); see ${join(out, 'logs', `${e.kind}.log`)}`));
+      }
+      const address = (kind: string): string => launch?.services.find((s) => s.kind === kind)?.address ?? '';
+      const segmenter = createClient(SegmenterServiceClient, 'segmenter', { addresses: [address('segmenter')], defaultTimeoutMs: 120_000 });
+
+      try {
+        // 3. The source model: trained once per seed, shared by every method and benchmark.
+        const sourceName = `source-ct-s${seed}`;
+        const source = await stage<{ name: string; version: number; valDice: number; wallMs: number; msPerStep: number; backend: string }>(join(out, `source-s${seed}.json`), async () => {
+          say(`training the source model on CT (${o.sourceSteps} steps, ${o.augment} augmentation)`);
+          const bar = new Progress('source model', o.sourceSteps);
+          let val = '';
+          const result = await trainSourceModel(
+            { dataPath: join(dataDir, 'ct'), artifactsDir: artifacts, name: sourceName, size: o.size, tile: Math.min(o.size, 64), steps: o.sourceSteps, learningRate: 3e-3, augment: o.augment, seed, valEvery: Math.max(25, Math.floor(o.sourceSteps / 4)) },
+            {
+              onStep: (e) => bar.update(e.step, `loss ${e.loss.toFixed(3)} ${e.ms.toFixed(0)} ms/step${val}`),
+              onValidation: (e) => {
+                val = ` val Dice ${e.meanDice.toFixed(3)}`;
+              },
+            },
+          );
+          if (!result.version) throw new CliError('source training published no model');
+          return {
+            name: sourceName,
+            version: result.version.meta.version,
+            valDice: result.training.best?.meanDice ?? Number.NaN,
+            wallMs: result.wallMs,
+            msPerStep: result.training.msPerStep,
+            backend: result.backend.backend,
+          };
+        });
+
+        for (const benchmark of o.benchmarks) {
+          const target = BENCHMARK_TARGET[benchmark] as Domain;
+          const domain = manifest.domains.find((d) => d.domain === target);
+          if (!domain || !domain.evalLabels) throw new CliError(`${dataDir}: no ${target} data in the benchmark manifest`);
+          const targetDir = join(dataDir, domain.dataset);
+          const targetSet = openDataset(targetDir);
+          const testCases = targetSet.cases.filter((c) => c.split === 'test').map((c) => ({ id: c.id, load: () => c.loadImage() }));
+          const targetNorm = defaultNormalization(targetSet.channelNames[0] ?? '');
+
+          for (const method of o.methods) {
+            const runDir = join(out, benchmark, `s${seed}`, method);
+            const result = await stage<MethodResult>(join(runDir, 'result.json'), async () => {
+              const t0 = Date.now();
+              let model: { name: string; version: number };
+              let adapt: AdaptSummary | undefined;
+              if (method === 'source-only') {
+                // The source network as is, fed target images normalised the way every adapted model is.
+                model = republish(registry, source, `${sourceName}-${target}`, targetNorm);
+              } else {
+                say(`${benchmark} seed ${seed}: adapting with ${method}`);
+                adapt = await runAdapt({
+                  source: join(dataDir, 'ct'),
+                  target: targetDir,
+                  method,
+                  out: join(runDir, 'job'),
+                  rounds: o.rounds,
+                  stepsPerRound: o.stepsPerRound,
+                  batchSize: o.batchSize,
+                  seed,
+                  initModel: `${source.name}:${source.version}`,
+                  outputModel: `${benchmark}-s${seed}-${method}`,
+                  ...(method === 'oracle' ? { oracleLabels: join(dataDir, domain.oracleLabels ?? '') } : {}),
+                  onlineFinetuning: false,
+                  trainer: address('trainer'),
+                  runDir: join(out, '.purify'),
+                  timeoutMs: 120_000,
+                  json: false,
+                });
+                if (!adapt.resultModel) throw new CliError(`${method}: the job published no model`);
+                model = adapt.resultModel;
+              }
+              // Evaluation only: the target test labels are read here, after every model is final.
+              const predDir = join(runDir, 'predictions');
+              await segmentAll(segmenter, model, testCases, predDir, new Progress(`segment ${method}`, testCases.length));
+              const summary = await evaluatePaths(predDir, join(dataDir, domain.evalLabels ?? ''), { labels: [1, 2, 3, 4] });
+              const perOrgan = Object.fromEntries(
+                summary.labels.map((l) => [manifest.labels[String(l.label)] ?? `label_${l.label}`, { dice: l.dice.mean, hd95Mm: l.hd95Mm.mean, assdMm: l.assdMm.mean }]),
+              );
+              return {
+                benchmark,
+                seed,
+                method,
+                model,
+                perOrgan,
+                perCaseDice: summary.perCase.map((c) => c.labels.reduce((a, m) => a + m.dice, 0) / Math.max(1, c.labels.length)),
+                mean: { dice: summary.organAverage.dice, hd95Mm: summary.organAverage.hd95Mm, assdMm: summary.organAverage.assdMm },
+                ...(adapt ? { adapt } : {}),
+                wallMs: Date.now() - t0,
+              };
+            });
+            say(`${benchmark} seed ${seed} ${method}: target Dice ${result.mean.dice.toFixed(3)}`);
+            results.push(result);
+          }
+        }
+        // Overlays for the report: the first target test case of each benchmark.
+        for (const benchmark of o.benchmarks) await overlayFigure(out, benchmark, seed, o.methods, dataDir, manifest);
+      } finally {
+        segmenter.close();
+      }
+    }
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await stop();
+  }
+  const report = writeReport(out, o, results, Date.now() - started);
+  return { report, results };
+}
+
+/** image | ground truth (evaluation) | each method's prediction, middle slice of the first test case. */
+async function overlayFigure(out: string, benchmark: string, seed: number, methods: readonly string[], dataDir: string, manifest: BenchmarkManifest): Promise<void> {
+  const target = BENCHMARK_TARGET[benchmark] as Domain;
+  const domain = manifest.domains.find((d) => d.domain === target);
+  const id = domain?.testCases[0];
+  if (!domain || !id || !domain.evalLabels) return;
+  const c = openDataset(join(dataDir, domain.dataset)).getCase(id);
+  if (!c) return;
+  const image = await c.loadImage();
+  const { readNifti } = await import('@purify/imaging');
+  const gt = await readNifti(join(dataDir, domain.evalLabels, `${id}.nii.gz`));
+  const [nz, ny, nx] = image.shape;
+  // The slice with the most labelled voxels shows every organ best.
+  let z = Math.floor(nz / 2);
+  let best = -1;
+  for (let k = 0; k < nz; k++) {
+    let n = 0;
+    for (let i = k * ny * nx; i < (k + 1) * ny * nx; i++) if ((gt.data[i] as number) > 0) n++;
+    if (n > best) [best, z] = [n, k];
+  }
+  const slab = (v: Volume): ArrayLike<number> => v.data.subarray(z * ny * nx, (z + 1) * ny * nx);
+  const pixels = Array.from(slab(image)).sort((a, b) => a - b);
+  const window = { min: pixels[Math.floor(pixels.length * 0.01)] ?? 0, max: pixels[Math.floor(pixels.length * 0.99)] ?? 1 };
+  const panels = [overlayImage({ data: slab(image), shape: [ny, nx] }, window), overlayImage({ data: slab(image), shape: [ny, nx] }, { ...window, labels: slab(gt) })];
+  for (const method of methods) {
+    const path = join(out, benchmark, `s${seed}`, method, 'predictions', `${id}.nii.gz`);
+    if (!existsSync(path)) continue;
+    panels.push(overlayImage({ data: slab(image), shape: [ny, nx] }, { ...window, labels: slab(await readNifti(path)) }));
+  }
+  writePng(join(out, `overlay-${benchmark}-s${seed}.png`), tileHorizontally(panels));
+}
+
+function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodResult[], wallMs: number): string {
+  const organs = ['liver', 'spleen', 'right_kidney', 'left_kidney'];
+  const report = new Report('purify benchmark');
+  report.paragraph(
+    `Command: \`${o.command}\` — commit ${gitCommit() ?? 'unknown'} — machine ${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}) — ${new Date().toISOString()} — wall time ${formatSeconds(wallMs / 1000)} for the stages run in this invocation (finished stages are reused).`,
+  );
+  report.paragraph(
+    'Dice = 2|P∩G|/(|P|+|G|) per organ and case on the original grid; HD95 = max of the two directed 95th percentiles (mm); ASSD = mean of the two directed means (mm); mean ± std over seeds of the per-seed organ averages. Gap closure = (method − source-only) / (oracle − source-only). Target labels are used for this evaluation only — never for training, pseudo-labels, model selection or rewards.',
+  );
+  for (const benchmark of o.benchmarks) {
+    const rows = results.filter((r) => r.benchmark === benchmark);
+    if (rows.length === 0) continue;
+    report.heading(`${benchmark}: target test set`);
+    const byMethod = (m: string) => rows.filter((r) => r.method === m);
+    const avg = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+    const so = avg(byMethod('source-only').map((r) => r.mean.dice));
+    const or = avg(byMethod('oracle').map((r) => r.mean.dice));
+    report.table(
+      ['method', ...organs.map((g) => `${g} Dice`), 'mean Dice', 'HD95 mm', 'ASSD mm', 'gap closure', 'seeds'],
+      o.methods.filter((m) => byMethod(m).length > 0).map((m) => {
+        const rs = byMethod(m);
+        const gap = byMethod('oracle').length > 0 && byMethod('source-only').length > 0 && m !== 'source-only' && m !== 'oracle' ? `${(((avg(rs.map((r) => r.mean.dice)) - so) / (or - so)) * 100).toFixed(0)} %` : '–';
+        return [m, ...organs.map((g) => meanStd(rs.map((r) => r.perOrgan[g]?.dice ?? Number.NaN))), meanStd(rs.map((r) => r.mean.dice)), meanStd(rs.map((r) => r.mean.hd95Mm), 1), meanStd(rs.map((r) => r.mean.assdMm), 1), gap, String(rs.length)];
+      }),
+    );
+    report.figure(`dice-${benchmark}.png`, boxPlot({ title: `${benchmark}: organ-average Dice per test case`, yLabel: 'Dice', yRange: [0, 1] }, o.methods.filter((m) => byMethod(m).length > 0).map((m) => ({ name: m, values: byMethod(m).flatMap((r) => r.perCaseDice) }))), 'Dice per case, all seeds');
+    const adapted = rows.filter((r) => r.adapt && r.adapt.rounds.length > 0);
+    if (adapted.length > 0) {
+      const metricNames = [...new Set(adapted.flatMap((r) => r.adapt?.rounds.flatMap((x) => Object.keys(x.metrics)) ?? []))];
+      const curve = metricNames.find((n) => n === 'source_val_dice') ?? metricNames[0];
+      if (curve) {
+        report.figure(
+          `curve-${benchmark}.png`,
+          lineChart({ title: `${benchmark}: ${curve} per round (label-free)`, xLabel: 'round', yLabel: curve }, adapted.map((r) => ({ name: `${r.method} s${r.seed}`, points: (r.adapt?.rounds ?? []).map((x) => [x.round, x.metrics[curve] ?? Number.NaN] as const) }))),
+          'learning curves from the trainer’s round events',
+        );
+      }
+      const rl = adapted.find((r) => r.method === 'rl' && (r.adapt?.weights.length ?? 0) > 0);
+      if (rl?.adapt) {
+        report.figure(`weights-${benchmark}.png`, histogramChart({ title: `${benchmark}: supervision weights chosen by the agent, per round`, xLabel: 'weight', yLabel: 'fraction of pixels' }, rl.adapt.weights.map((w) => ({ name: `round ${w.round}`, counts: w.histogram }))), 'distribution of the RL agent’s pixel weights over rounds');
+      }
+    }
+    for (const seed of o.seeds) {
+      if (existsSync(join(out, `overlay-${benchmark}-s${seed}.png`))) report.image(`overlay-${benchmark}-s${seed}.png`, `image | ground truth (evaluation only) | ${o.methods.join(' | ')} — seed ${seed}`);
+    }
+  }
+  const sources = readdirSync(out).filter((f) => /^source-s\d+\.json$/.test(f));
+  if (sources.length > 0) {
+    report.heading('Source models');
+    report.table(['file', 'model', 'CT validation Dice', 'steps/s', 'backend', 'wall'], sources.map((f) => {
+      const s = JSON.parse(readFileSync(join(out, f), 'utf8')) as { name: string; version: number; valDice: number; msPerStep: number; backend: string; wallMs: number };
+      return [f, `${s.name}:${s.version}`, s.valDice.toFixed(3), (1000 / s.msPerStep).toFixed(2), s.backend, formatSeconds(s.wallMs / 1000)];
+    }));
+  }
+  return report.write(out).markdown;
+}
+
+function listArg(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+function benchmarkOptions(cmd: Command): Command {
+  return cmd
+    .option('--out <dir>', 'run folder (resumable: rerun with the same folder to continue)')
+    .option('--train-cases <n>', 'training cases per domain', intArg(2, 1000))
+    .option('--test-cases <n>', 'target test cases', intArg(1, 1000))
+    .option('--size <px>', 'in-plane size', intArg(32, 512))
+    .option('--slices <n>', 'axial slices of the CT grid', intArg(4, 256))
+    .option('--source-steps <n>', 'source training steps', intArg(1, 100_000))
+    .option('--augment <level>', 'source augmentation: none, light or strong')
+    .option('--rounds <n>', 'adaptation rounds', intArg(1, 1000))
+    .option('--steps-per-round <n>', 'training steps per round', intArg(1, 100_000))
+    .option('--batch-size <n>', 'slices per step', intArg(2, 256))
+    .option('--json', 'print the results as JSON', false);
+}
+
+interface CliOptions {
+  out?: string;
+  benchmarks?: string;
+  methods?: string;
+  seeds?: number;
+  trainCases?: number;
+  testCases?: number;
+  size?: number;
+  slices?: number;
+  sourceSteps?: number;
+  augment?: string;
+  rounds?: number;
+  stepsPerRound?: number;
+  batchSize?: number;
+  json: boolean;
+}
+
+function resolveOptions(opts: CliOptions, defaults: Omit<BenchmarkOptions, 'command'>): BenchmarkOptions {
+  const augment = (opts.augment ?? defaults.augment) as AugmentLevel;
+  if (!['none', 'light', 'strong'].includes(augment)) throw new CliError(`--augment must be none, light or strong, got "${augment}"`, 2);
+  return {
+    out: opts.out ?? defaults.out,
+    benchmarks: opts.benchmarks ? listArg(opts.benchmarks) : defaults.benchmarks,
+    methods: opts.methods ? listArg(opts.methods) : defaults.methods,
+    seeds: opts.seeds ? Array.from({ length: opts.seeds }, (_, i) => i + 1) : defaults.seeds,
+    trainCases: opts.trainCases ?? defaults.trainCases,
+    testCases: opts.testCases ?? defaults.testCases,
+    size: opts.size ?? defaults.size,
+    slices: opts.slices ?? defaults.slices,
+    sourceSteps: opts.sourceSteps ?? defaults.sourceSteps,
+    augment,
+    rounds: opts.rounds ?? defaults.rounds,
+    stepsPerRound: opts.stepsPerRound ?? defaults.stepsPerRound,
+    batchSize: opts.batchSize ?? defaults.batchSize,
+    command: `purify ${process.argv.slice(2).join(' ')}`,
+  };
+}
+
+async function runAndPrint(o: BenchmarkOptions, json: boolean): Promise<void> {
+  const { report, results } = await runBenchmark(o);
+  output(json, results.map(({ adapt: _a, ...r }) => r), () => `${readFileSync(report, 'utf8')}\nreport: ${report} (and report.html beside it)`);
+}
+
+/** Defaults sized for this 2-core machine: the whole table within about 2 hours. */
+const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
+  out: 'runs/benchmark',
+  benchmarks: ['ct-mr', 'ct-cbct'],
+  methods: [...ALL_METHODS],
+  seeds: [1, 2, 3],
+  trainCases: 16,
+  testCases: 6,
+  size: 96,
+  slices: 32,
+  sourceSteps: 300,
+  augment: 'strong',
+  rounds: 3,
+  stepsPerRound: 40,
+  batchSize: 8,
+};
+
+/** Defaults of `npm start`: one benchmark, one seed, rl and one baseline, within 15 minutes. */
+const DEMO_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
+  ...BENCHMARK_DEFAULTS,
+  out: 'runs/demo',
+  benchmarks: ['ct-mr'],
+  methods: ['source-only', 'naive', 'rl'],
+  seeds: [1],
+  trainCases: 12,
+  testCases: 4,
+  sourceSteps: 250,
+  rounds: 2,
+  stepsPerRound: 30,
+};
+
+export function benchmarkCommand(): Command {
+  return benchmarkOptions(
+    new Command('benchmark')
+      .description('Every method side by side on the built-in benchmarks, over several seeds: tables (Dice, HD95, ASSD, gap closure) and figures in report.md / report.html; resumable')
+      .option('--benchmarks <list>', 'ct-mr, ct-cbct', BENCHMARK_DEFAULTS.benchmarks.join(','))
+      .option('--methods <list>', ALL_METHODS.join(', '), BENCHMARK_DEFAULTS.methods.join(','))
+      .option('--seeds <n>', 'number of seeds (1..n)', intArg(1, 100)),
+  ).action(async (opts: CliOptions) => runAndPrint(resolveOptions(opts, BENCHMARK_DEFAULTS), opts.json));
+}
+
+export function demoCommand(): Command {
+  return benchmarkOptions(
+    new Command('demo')
+      .description('The whole pipeline on built-in CT→MR data: generate, start the services, train the source model, adapt with rl and a baseline, evaluate, report, stop (npm start)')
+      .option('--methods <list>', ALL_METHODS.join(', '), DEMO_DEFAULTS.methods.join(',')),
+  ).action(async (opts: CliOptions) => runAndPrint(resolveOptions(opts, DEMO_DEFAULTS), opts.json));
+}

@@ -1,0 +1,185 @@
+import { resolve } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { AugmentLevel, TrainingConfigError, TrainingDataError, trainSourceModel, type TrainSourceResult } from '@purify/training';
+import { CliError, intArg, output, table } from '../cli-util';
+import { formatSeconds, Progress } from '../progress';
+
+/**
+ * `purify train-source`: stage A — train the source segmentation model on a
+ * labelled dataset, validate it by volume Dice per organ, publish it to the model
+ * registry, and optionally predict the held-out test cases for `purify evaluate`.
+ */
+
+interface TrainSourceOpts {
+  data: string;
+  out: string;
+  name: string;
+  steps: number;
+  batchSize: number;
+  lr: number;
+  size: number;
+  tile?: number;
+  width: number;
+  depth: number;
+  seed: number;
+  valEvery?: number;
+  valCases?: number;
+  patience: number;
+  augment: AugmentLevel;
+  resume: boolean;
+  backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+  predictTest?: string;
+  json: boolean;
+}
+
+function positiveNumber(raw: string): number {
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v <= 0) throw new InvalidArgumentError(`must be a number > 0, got "${raw}"`);
+  return v;
+}
+
+const dice = (v: number | undefined): string => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(4));
+
+function summary(r: TrainSourceResult, opts: TrainSourceOpts): string {
+  const best = r.training.best;
+  const lines = [
+    `backend ${r.backend.backend}${r.backend.wasmKernels === 'purify' ? ' (purify training kernels)' : ''}${r.backend.notes.length > 0 ? `; ${r.backend.notes.join('; ')}` : ''}`,
+    `${r.training.stopReason} after ${r.training.stepsDone} steps (${r.training.startStep > 0 ? `resumed at ${r.training.startStep}, ` : ''}${r.training.msPerStep.toFixed(0)} ms/step, wall ${formatSeconds(r.wallMs / 1000)}); best validation at step ${r.training.bestStep}`,
+    '',
+  ];
+  if (best !== undefined) {
+    lines.push(
+      table(
+        ['ORGAN', 'VAL DICE'],
+        [...r.classes.slice(1).map((c) => [c.name, dice(best.dicePerClass[String(c.index)])]), ['mean', dice(best.meanDice)]],
+      ),
+      `(volume Dice on ${r.valCases.length} held-out training case${r.valCases.length === 1 ? '' : 's'}: ${r.valCases.join(', ')})`,
+      '',
+    );
+  }
+  if (r.version !== undefined) lines.push(`published ${r.version.meta.name} version ${r.version.meta.version}: ${r.version.dir}`);
+  else lines.push(`cancelled: nothing published; continue with the same options and --resume`);
+  if (r.predictions.length > 0) {
+    lines.push(`wrote ${r.predictions.length} test predictions to ${resolve(opts.predictTest ?? '')}`, `evaluate with: purify evaluate --pred ${resolve(opts.predictTest ?? '')} --gt ${resolve(opts.data, 'labelsTs')}`);
+  }
+  return lines.join('\n');
+}
+
+export function trainSourceCommand(): Command {
+  return new Command('train-source')
+    .description('Train the source segmentation model (2D U-Net on axial slices) on a labelled dataset and publish it to the model registry')
+    .requiredOption('--data <dir>', 'labelled dataset folder (dataset.json, imagesTr/, labelsTr/; imagesTs/ for --predict-test)')
+    .requiredOption('--out <dir>', 'artifact store: the model goes to <dir>/models/<name>/<version>, checkpoints to <dir>/checkpoints/<name>')
+    .option('--name <name>', 'registry name of the model', 'source-ct')
+    .option('--steps <n>', 'training steps (Adam updates)', intArg(1, 1_000_000), 300)
+    .option('--batch-size <n>', 'slices per step', intArg(1, 1024), 8)
+    .option('--lr <rate>', 'peak learning rate (linear warm-up, then poly decay)', positiveNumber, 2e-3)
+    .option('--size <px>', 'working in-plane size: the field of view is resampled to this many pixels', intArg(8, 2048), 96)
+    .option('--tile <px>', 'training tile (random crops of the working slices; default = --size)', intArg(8, 2048))
+    .option('--width <n>', 'U-Net base width (channels of the first level)', intArg(1, 256), 16)
+    .option('--depth <n>', 'U-Net levels including the bottleneck', intArg(1, 8), 3)
+    .option('--seed <n>', 'random seed (initialisation, batches, augmentation, validation split)', intArg(0, 2 ** 31 - 1), 1)
+    .option('--val-every <n>', 'validate every n steps (default: max(25, steps/10))', intArg(1, 1_000_000))
+    .option('--val-cases <n>', 'training cases held out for validation (default: 15 %, at least 1)', intArg(0, 100_000))
+    .option('--patience <n>', 'stop after n validations without improvement (0 = never)', intArg(0, 100_000), 0)
+    .addOption(new Option('--augment <level>', 'augmentation strength').choices(Object.values(AugmentLevel)).default('strong'))
+    .option('--resume', 'continue from the last checkpoint of this --name in --out', false)
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--predict-test <dir>', "write the best model's label maps of the held-out test cases (imagesTs) here as <id>.nii.gz on their original grids")
+    .option('--json', 'machine-readable output', false)
+    .action(async (opts: TrainSourceOpts) => {
+      const controller = new AbortController();
+      const stop = (): void => {
+        if (!controller.signal.aborted) process.stderr.write('\nstopping after the current step (checkpoint kept; continue with --resume)…\n');
+        controller.abort();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      let bar: Progress | undefined;
+      let loadBar: Progress | undefined;
+      let lastVal = '';
+      let lastStep = '';
+      let loss = Number.NaN;
+      try {
+        const result = await trainSourceModel(
+          {
+            dataPath: opts.data,
+            artifactsDir: opts.out,
+            name: opts.name,
+            size: opts.size,
+            tile: opts.tile,
+            steps: opts.steps,
+            batchSize: opts.batchSize,
+            learningRate: opts.lr,
+            seed: opts.seed,
+            valEvery: opts.valEvery,
+            valCases: opts.valCases,
+            patience: opts.patience,
+            augment: opts.augment,
+            unet: { baseWidth: opts.width, depth: opts.depth },
+            backend: opts.backend,
+            resume: opts.resume,
+            predictTestDir: opts.predictTest,
+            signal: controller.signal,
+          },
+          {
+            onBackend: (b) => {
+              if (!opts.json) process.stderr.write(`backend: ${b.backend}${b.notes.length > 0 ? ` (${b.notes.join('; ')})` : ''}\n`);
+            },
+            onLoad: (e) => {
+              loadBar ??= new Progress('loading ', e.total, opts.json);
+              loadBar.update(e.done, e.id);
+            },
+            onStart: (e) => {
+              bar = new Progress('training', opts.steps, opts.json);
+              if (e.resumed && !opts.json) process.stderr.write(`resuming at step ${e.startStep}\n`);
+            },
+            onStep: (e) => {
+              // Exponential moving average of the loss, so the bar shows a trend rather than batch noise.
+              loss = Number.isNaN(loss) ? e.loss : 0.9 * loss + 0.1 * e.loss;
+              lastStep = `loss ${loss.toFixed(3)} lr ${e.learningRate.toExponential(1)} ${e.ms.toFixed(0)} ms/step`;
+              bar?.update(e.step, `${lastStep}${lastVal}`);
+            },
+            onValidation: (e) => {
+              lastVal = `  val Dice ${e.meanDice.toFixed(3)} [${[...e.dicePerClass.values()].map((d) => d.toFixed(2)).join(' ')}] best ${e.bestMeanDice.toFixed(3)}@${e.bestStep}`;
+              // The bar line of the final step is already out; the summary shows the last validation.
+              if (e.step < opts.steps) bar?.update(e.step, `${lastStep}${lastVal}`);
+            },
+            onPredict: (e) => {
+              if (!opts.json) process.stderr.write(`predicted ${e.id} → ${e.path}\n`);
+            },
+          },
+        );
+        output(
+          opts.json,
+          {
+            version: result.version === undefined ? null : { name: result.version.meta.name, version: result.version.meta.version, dir: result.version.dir },
+            stopReason: result.training.stopReason,
+            stepsDone: result.training.stepsDone,
+            startStep: result.training.startStep,
+            bestStep: result.training.bestStep,
+            best: result.training.best ?? null,
+            validations: result.training.validations,
+            msPerStep: result.training.msPerStep,
+            wallMs: result.wallMs,
+            backend: result.backend,
+            classes: result.classes,
+            trainCases: result.trainCases,
+            valCases: result.valCases,
+            spacingXyMm: result.spacingXyMm,
+            tileYx: result.tileYx,
+            normalization: result.normalization,
+            predictions: result.predictions,
+          },
+          () => summary(result, opts),
+        );
+        if (result.training.stopReason === 'cancelled') process.exitCode = 130;
+      } catch (err) {
+        if (err instanceof TrainingDataError || err instanceof TrainingConfigError) throw new CliError(err.message, 2);
+        throw err;
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}
