@@ -2,6 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '@purify/artifacts';
 import type { ServiceKind } from '@purify/proto';
+import { DEFAULT_PORTS } from '@purify/runtime';
 import { CliError } from './cli-util';
 
 /** What `purify up` records about a running set, for `purify status` and other commands. */
@@ -38,4 +39,20 @@ export function readServicesFile(runDir: string): ServicesFile {
   } catch (err) {
     throw new CliError(`${path} is not a services file written by \`purify up\`: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Where to reach a service: the address given on the command line, else the one
+ * `purify up` recorded in `<runDir>/services.json`, else its default port on
+ * loopback. `source` says which, for error messages.
+ */
+export function serviceAddress(kind: ServiceKind, flag: string | undefined, runDir: string): { address: string; source: string } {
+  if (flag) return { address: flag, source: `--${kind}` };
+  try {
+    const recorded = readServicesFile(runDir).services.find((s) => s.kind === kind);
+    if (recorded) return { address: recorded.address, source: servicesFilePath(runDir) };
+  } catch {
+    // No running set recorded: the default address.
+  }
+  return { address: `127.0.0.1:${DEFAULT_PORTS[kind]}`, source: 'default' };
 }

@@ -5,10 +5,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
 import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent } from '@purify/proto';
-import { DEFAULT_PORTS, createClient, unaryCall } from '@purify/runtime';
+import { createClient, unaryCall } from '@purify/runtime';
 import { CliError, intArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
-import { readServicesFile } from '../services-file';
+import { serviceAddress } from '../services-file';
 
 /**
  * `purify adapt`: submits an adaptation job to the trainer service, follows
@@ -66,14 +66,7 @@ function parseRef(raw: string, flag: string): { name: string; version: number } 
 }
 
 function trainerAddress(opts: AdaptOptions): string {
-  if (opts.trainer) return opts.trainer;
-  try {
-    const found = readServicesFile(resolve(opts.runDir)).services.find((s) => s.kind === 'trainer');
-    if (found) return found.address;
-  } catch {
-    // No running set recorded: the default address.
-  }
-  return `127.0.0.1:${DEFAULT_PORTS.trainer}`;
+  return serviceAddress('trainer', opts.trainer, resolve(opts.runDir)).address;
 }
 
 function modalityOf(path: string): Modality {

@@ -11,9 +11,9 @@ import {
   type PolicyRef,
   type PolicyVersion,
 } from '@purify/proto';
-import { DEFAULT_PORTS, createClient, unaryCall } from '@purify/runtime';
+import { createClient, unaryCall } from '@purify/runtime';
 import { CliError, intArg, output, table } from '../cli-util';
-import { readServicesFile } from '../services-file';
+import { serviceAddress } from '../services-file';
 
 /**
  * `purify policy …`: the agent's policy registry and A/B experiments, through
@@ -27,16 +27,8 @@ interface GlobalOpts {
   timeoutMs: number;
 }
 
-/** --agent, else the agent recorded by `purify up` in <run-dir>/services.json, else the default port. */
 function agentAddress(opts: GlobalOpts): string {
-  if (opts.agent) return opts.agent;
-  try {
-    const found = readServicesFile(resolve(opts.runDir)).services.find((s) => s.kind === 'agent');
-    if (found) return found.address;
-  } catch {
-    // No running set recorded: fall back to the default address.
-  }
-  return `127.0.0.1:${DEFAULT_PORTS.agent}`;
+  return serviceAddress('agent', opts.agent, resolve(opts.runDir)).address;
 }
 
 async function withAgent<T>(cmd: Command, work: (client: AgentServiceClient, opts: GlobalOpts) => Promise<T>): Promise<T> {

@@ -20,10 +20,10 @@ import {
   type ScoreResponse,
   type ScoreResult,
 } from '@purify/proto';
-import { createClient, DEFAULT_PORTS } from '@purify/runtime';
+import { createClient } from '@purify/runtime';
 import { CliError, intArg, output, table } from '../cli-util';
 import { Progress } from '../progress';
-import { readServicesFile } from '../services-file';
+import { serviceAddress } from '../services-file';
 
 /** The maps the command asks for, and the NIfTI file each becomes. */
 const MAP_FILES: readonly { kind: MapKind; file: string; labels: boolean }[] = [
@@ -63,16 +63,8 @@ interface Opts {
   json: boolean;
 }
 
-/** The reliability address: --reliability, else `purify up`'s services.json, else the default port on loopback. */
 function addressOf(opts: Opts): string {
-  if (opts.reliability) return opts.reliability;
-  try {
-    const entry = readServicesFile(resolve(opts.runDir)).services.find((s) => s.kind === 'reliability');
-    if (entry) return entry.address;
-  } catch {
-    // no services file: fall back to the default port
-  }
-  return `127.0.0.1:${DEFAULT_PORTS.reliability}`;
+  return serviceAddress('reliability', opts.reliability, resolve(opts.runDir)).address;
 }
 
 interface Scored {

@@ -5,7 +5,7 @@ import { createClient, DEFAULT_PORTS, ErrorCode, PurifyError } from '@purify/run
 import { readNifti, writeNifti, type Volume } from '@purify/imaging';
 import { DEFAULT_SEGMENT_TIMEOUT_MS, ensureModelLoaded, segmentRemote, writeProbabilitiesNifti } from '@purify/inference';
 import { CliError, intArg, output, table } from '../cli-util';
-import { readServicesFile } from '../services-file';
+import { serviceAddress } from '../services-file';
 
 const NIFTI = /\.nii(\.gz)?$/i;
 
@@ -24,14 +24,7 @@ function overlapArg(raw: string): number {
 
 /** The segmenter address: the flag, else what `purify up` recorded in the run dir, else the default port on loopback. */
 export function segmenterAddress(flag: string | undefined, runDir: string): { address: string; source: string } {
-  if (flag) return { address: flag, source: '--segmenter' };
-  try {
-    const recorded = readServicesFile(runDir).services.find((s) => s.kind === 'segmenter');
-    if (recorded) return { address: recorded.address, source: `${runDir}/services.json` };
-  } catch {
-    // No services file: fall through to the default.
-  }
-  return { address: `127.0.0.1:${DEFAULT_PORTS.segmenter}`, source: 'default' };
+  return serviceAddress('segmenter', flag, runDir);
 }
 
 function niftiPath(raw: string, flag: string): string {
