@@ -38,8 +38,8 @@ export function writeJsonAtomic(path: string, value: unknown): void {
   writeFileAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
 }
 
-/** Makes the rename itself durable (best effort: not every platform can fsync a folder). */
-function syncDirectory(dir: string): void {
+/** Makes a rename in `dir` durable (best effort: not every platform can fsync a folder). */
+export function syncDirectory(dir: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(dir, 'r');

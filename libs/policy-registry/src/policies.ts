@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
+import { syncDirectory, writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import type { Policy, PolicySpec } from '@purify/rl';
 import { failedPrecondition, invalid, notFound } from './errors';
 import { KeyedMutex } from './mutex';
@@ -258,7 +258,7 @@ export class PolicyRegistry {
         writeJsonAtomic(join(tmp, 'meta.json'), meta);
         try {
           renameSync(tmp, this.versionDir(name, version));
-          fsyncDir(this.nameDir(name));
+          syncDirectory(this.nameDir(name));
           return meta;
         } catch (err) {
           const code = (err as NodeJS.ErrnoException).code;
@@ -333,17 +333,4 @@ function readJson<T>(path: string): T | undefined {
     return undefined;
   }
   return JSON.parse(text) as T;
-}
-
-/** Makes a rename in `dir` durable (best effort: not every platform can fsync a folder). */
-function fsyncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(dir, 'r');
-    fsyncSync(fd);
-  } catch {
-    // Folders cannot be opened for fsync on some systems; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
 }
