@@ -285,11 +285,3 @@ function runStream(env: HandlerEnv, name: string, call: AnyServerCall, body: (ct
       },
     );
 }
-
-/**
- * The one placeholder allowed by the Foundation issue: a domain RPC that a later
- * issue implements answers UNIMPLEMENTED and names that issue.
- */
-export function notYetImplemented(service: string, method: string, issue: string): PurifyError {
-  return PurifyError.unimplemented(`${service}.${method} is not implemented yet; it arrives with ${issue}`);
-}

@@ -1,7 +1,7 @@
 export { ConfigError, HelpRequested, loadConfig, helpText, flagName, envName, opt } from './config';
 export type { ConfigOf, LoadOptions, Option, Schema } from './config';
 export { ErrorCode, PurifyError, errorCodeOf, isServiceError, toGrpcError } from './errors';
-export { MessageReader, unary, serverStream, bidiStream, notYetImplemented } from './handlers';
+export { MessageReader, unary, serverStream, bidiStream } from './handlers';
 export type { CallContext, HandlerEnv } from './handlers';
 export { Logger, LogLevel } from './logger';
 export type { LogFields, LogSink } from './logger';

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { hostname, cpus } from 'node:os';
 import { Command } from 'commander';
 import { ModelRegistry, writeJsonAtomic, type ModelMeta } from '@purify/artifacts';
-import { openDataset, overlayImage, tileHorizontally, writeNifti, writePng, type Volume } from '@purify/imaging';
+import { openDataset, overlayImage, readNifti, tileHorizontally, writeNifti, writePng, type Volume } from '@purify/imaging';
 import { ensureModelLoaded, segmentRemote } from '@purify/inference';
 import { DEFAULT_GRID, generateBenchmark, type BenchmarkManifest, type Domain } from '@purify/phantoms';
 import { SegmenterServiceClient } from '@purify/proto';
@@ -276,7 +276,6 @@ async function overlayFigure(out: string, benchmark: string, seed: number, metho
   const c = openDataset(join(dataDir, domain.dataset)).getCase(id);
   if (!c) return;
   const image = await c.loadImage();
-  const { readNifti } = await import('@purify/imaging');
   const gt = await readNifti(join(dataDir, domain.evalLabels, `${id}.nii.gz`));
   const [nz, ny, nx] = image.shape;
   // The slice with the most labelled voxels shows every organ best.
