@@ -144,7 +144,13 @@ export interface AdaptationOptions {
   readonly rl?: Partial<RlSettings> | undefined;
   readonly seed: number;
   readonly ports: AdaptationPorts;
-  /** Augmentation of the source and target slices (defaults 'light' and 'none'). */
+  /**
+   * Augmentation of the source and target slices (default 'strong' for both):
+   * the source term keeps the appearance augmentation the source model was
+   * trained with (with less, the student re-specialises to the source look and
+   * loses what transferred), and the student sees augmented target slices while
+   * the teacher labelled clean ones (DESIGN.md §4 step 6: CE(student(aug(x_t)), ŷ)).
+   */
   readonly sourceAugment?: AugmentLevel | undefined;
   readonly targetAugment?: AugmentLevel | undefined;
   /** Folder of the round checkpoint (`<dir>/last`). */
@@ -334,7 +340,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     const log = (msg: string): void => cb.onLog?.(msg);
 
     const sourceSampler = (round: number, n: number): BatchSampler =>
-      new BatchSampler([{ slices: sourceSlices, augment: o.sourceAugment ?? 'light', foregroundFraction: 0.5 }], { batchSize: n, tileYx: [th, tw], seed: stepSeed(o.seed, round * 2) });
+      new BatchSampler([{ slices: sourceSlices, augment: o.sourceAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: n, tileYx: [th, tw], seed: stepSeed(o.seed, round * 2) });
     const sourceSlices = o.source.flatMap((v) => {
       const [z, hh, ww] = v.shape;
       const n = hh * ww;
@@ -516,7 +522,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const withTarget = targets.slices.length > 0 && h.targetWeight > 0;
       const nT = withTarget ? Math.floor(h.batchSize / 2) : 0;
       const src = sourceSampler(r, h.batchSize - nT);
-      const tgt = withTarget ? new BatchSampler([{ slices: targets.slices, augment: o.targetAugment ?? 'none', foregroundFraction: 0.5 }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2 + 1) }) : undefined;
+      const tgt = withTarget ? new BatchSampler([{ slices: targets.slices, augment: o.targetAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2 + 1) }) : undefined;
       let stopped = false;
       await timer.time('training', async () => {
         for (let s = 0; s < h.stepsPerRound; s++) {

@@ -80,9 +80,8 @@ describe('generateBenchmark', () => {
         .filter((s) => s.label >= 1)
         .sort((x, y) => x.mean - y.mean)
         .map((s) => s.name);
-    // CT: liver darkest of the four organs; MR (T2): the liver is still darkest but spleen and kidneys
-    // sit far above it relative to the surrounding fat, which is the brightest soft tissue in MR and
-    // the darkest in CT. Check that fat (background inside the body) flips its place.
+    // CT: liver darkest of the four organs; MR (fat-suppressed T2): the liver is still darkest but
+    // spleen and kidneys sit far above it.
     expect(order('ct')[0]).toBe('liver');
     const ct = manifest.domains.find((d) => d.domain === 'ct')?.intensity ?? [];
     const mr = manifest.domains.find((d) => d.domain === 'mr')?.intensity ?? [];

@@ -24,7 +24,8 @@ describe('defaultNormalization', () => {
     { channel: 'CT', want: CT_NORMALIZATION },
     { channel: 'ct', want: CT_NORMALIZATION },
     { channel: 'CT contrast', want: CT_NORMALIZATION },
-    { channel: 'CBCT', want: PERCENTILE_NORMALIZATION },
+    { channel: 'CBCT', want: CT_NORMALIZATION },
+    { channel: 'cbct', want: CT_NORMALIZATION },
     { channel: 'MR', want: PERCENTILE_NORMALIZATION },
     { channel: 'T2', want: PERCENTILE_NORMALIZATION },
   ])('$channel', ({ channel, want }) => expect(defaultNormalization(channel)).toEqual(want));

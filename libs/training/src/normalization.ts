@@ -9,16 +9,23 @@ import { TrainingConfigError } from './errors';
 
 /** CT default: the abdominal window (level 40 HU, width 400 HU → [−160, 240] HU). */
 export const CT_NORMALIZATION: NormalizationSpec = Object.freeze({ kind: 'ct-window', lowHu: ABDOMEN_WINDOW.lowHu, highHu: ABDOMEN_WINDOW.highHu });
-/** MR / CBCT default: clip to the 0.5th and 99.5th percentiles of the volume. */
+/** MR default: clip to the 0.5th and 99.5th percentiles of the volume. */
 export const PERCENTILE_NORMALIZATION: NormalizationSpec = Object.freeze({ kind: 'percentile', low: 0.5, high: 99.5 });
 
 /**
  * The default normalisation for a channel name from dataset.json (`channel_names`):
- * a name that is CT (case-insensitive, "CT" or starting with "CT" but not "CBCT")
- * gets the HU window, anything else (MR, T1, T2, CBCT …) the percentile clip.
+ * CT and cone-beam CT (case-insensitive, "CT…" or "CBCT…") get the HU window,
+ * anything else (MR, T1, T2 …) the percentile clip.
+ *
+ * CBCT gets the window, not the percentile clip DESIGN.md §4 first planned,
+ * because its values are HU (calibrated, if less exactly than CT): the
+ * percentiles of a CBCT volume are set by the air outside its truncated field of
+ * view and by bone, which squeezes soft tissue into a sliver of [0, 1]. Measured
+ * on the built-in CT→CBCT data with the same CT source model: organ Dice 0.02
+ * with the percentile clip, 0.37 with the window.
  */
 export function defaultNormalization(channelName: string): NormalizationSpec {
-  return /^ct\b/i.test(channelName.trim()) ? CT_NORMALIZATION : PERCENTILE_NORMALIZATION;
+  return /^(cb)?ct\b/i.test(channelName.trim()) ? CT_NORMALIZATION : PERCENTILE_NORMALIZATION;
 }
 
 /** Checks a spec (from a file or a flag) and returns a frozen copy; throws {@link TrainingConfigError} naming the field. */

@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { hostname, cpus } from 'node:os';
 import { Command } from 'commander';
 import { ModelRegistry, writeJsonAtomic, type ModelMeta } from '@purify/artifacts';
 import { openDataset, overlayImage, readNifti, tileHorizontally, writeNifti, writePng, type Volume } from '@purify/imaging';
 import { ensureModelLoaded, segmentRemote } from '@purify/inference';
-import { DEFAULT_GRID, generateBenchmark, type BenchmarkManifest, type Domain } from '@purify/phantoms';
+import { DEFAULT_GRID, GENERATOR_VERSION, generateBenchmark, type BenchmarkManifest, type Domain } from '@purify/phantoms';
 import { SegmenterServiceClient } from '@purify/proto';
 import { boxPlot, histogramChart, lineChart, meanStd, Report } from '@purify/report';
 import { createClient } from '@purify/runtime';
@@ -101,12 +101,36 @@ async function segmentAll(client: SegmenterServiceClient, model: { name: string;
   }
 }
 
+/**
+ * The settings every finished stage depends on are recorded in `<out>/config.json`
+ * at the first run; continuing with different ones would mix incomparable rows, so
+ * it is refused (benchmarks, methods and seeds may change: they only add rows).
+ */
+export function checkRunConfig(out: string, o: BenchmarkOptions): void {
+  const { out: _o, benchmarks: _b, methods: _m, seeds: _s, command: _c, ...settings } = o;
+  const current = { generatorVersion: GENERATOR_VERSION, ...settings };
+  const file = join(out, 'config.json');
+  if (!existsSync(file)) {
+    writeJsonAtomic(file, current);
+    return;
+  }
+  const recorded = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const differing = Object.entries(current).filter(([k, v]) => JSON.stringify(recorded[k]) !== JSON.stringify(v));
+  if (differing.length > 0) {
+    throw new CliError(
+      `${out} holds a run made with other settings (${differing.map(([k, v]) => `${k}: ${JSON.stringify(recorded[k])} there, ${JSON.stringify(v)} now`).join('; ')}); use the same settings to continue it, or another --out`,
+      2,
+    );
+  }
+}
+
 export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: string; results: MethodResult[] }> {
   const started = Date.now();
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
   for (const b of o.benchmarks) if (!(b in BENCHMARK_TARGET)) throw new CliError(`--benchmarks: unknown benchmark "${b}" (expected ${Object.keys(BENCHMARK_TARGET).join(', ')})`, 2);
   for (const m of o.methods) if (!(ALL_METHODS as readonly string[]).includes(m)) throw new CliError(`--methods: unknown method "${m}" (expected ${ALL_METHODS.join(', ')})`, 2);
+  checkRunConfig(out, o);
   const artifacts = join(out, 'artifacts');
   const registry = new ModelRegistry(artifacts);
   const results: MethodResult[] = [];
@@ -128,8 +152,13 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
     for (const seed of o.seeds) {
       // 1. Data: one generation per seed holds every domain the benchmarks need.
       const dataDir = join(out, `data-s${seed}`);
-      const domains: Domain[] = ['ct', ...new Set(o.benchmarks.map((b) => BENCHMARK_TARGET[b] as Domain))];
-      const manifest = await stage<BenchmarkManifest>(join(dataDir, '.done.json'), async () => {
+      // A run folder first made for other benchmarks may lack a domain: regenerate with every domain
+      // (generation is deterministic, so the files finished stages used stay byte-identical).
+      const marker = join(dataDir, '.done.json');
+      const have = existsSync(marker) ? (JSON.parse(readFileSync(marker, 'utf8')) as BenchmarkManifest).domains.map((d) => d.domain) : [];
+      const domains: Domain[] = [...new Set<Domain>(['ct', ...have, ...o.benchmarks.map((b) => BENCHMARK_TARGET[b] as Domain)])];
+      if (existsSync(marker) && domains.some((d) => !have.includes(d))) rmSync(marker);
+      const manifest = await stage<BenchmarkManifest>(marker, async () => {
         const total = domains.length * (o.trainCases + o.testCases);
         const bar = new Progress(`data (seed ${seed})`, total);
         say(`generating ${domains.join(', ')} phantoms into ${dataDir}`);

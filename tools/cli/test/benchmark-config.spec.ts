@@ -1,0 +1,50 @@
+// `purify benchmark` continues a run folder only with the settings its finished stages were made with.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CliError } from '../src/cli-util';
+import { checkRunConfig, type BenchmarkOptions } from '../src/commands/benchmark';
+
+const base: BenchmarkOptions = {
+  out: 'unused',
+  benchmarks: ['ct-mr'],
+  methods: ['source-only', 'rl'],
+  seeds: [1],
+  trainCases: 4,
+  testCases: 2,
+  size: 64,
+  slices: 12,
+  sourceSteps: 10,
+  augment: 'strong',
+  rounds: 2,
+  stepsPerRound: 5,
+  batchSize: 4,
+  command: 'purify benchmark',
+};
+
+describe('checkRunConfig', () => {
+  const out = mkdtempSync(join(tmpdir(), 'purify-bench-config-'));
+  checkRunConfig(out, base);
+
+  it('records the settings at the first run', () => {
+    const recorded = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(recorded).toMatchObject({ size: 64, slices: 12, sourceSteps: 10, augment: 'strong', rounds: 2, stepsPerRound: 5, batchSize: 4, trainCases: 4, testCases: 2 });
+    expect(typeof recorded['generatorVersion']).toBe('number');
+    for (const k of ['out', 'benchmarks', 'methods', 'seeds', 'command']) expect(recorded).not.toHaveProperty(k);
+  });
+
+  it.each([
+    { name: 'more benchmarks, methods and seeds', change: { benchmarks: ['ct-mr', 'ct-cbct'], methods: ['naive'], seeds: [1, 2, 3], command: 'other' } },
+    { name: 'the same settings', change: {} },
+  ])('continues with $name', ({ change }) => {
+    expect(() => checkRunConfig(out, { ...base, ...change })).not.toThrow();
+  });
+
+  it.each([
+    { change: { size: 96 }, message: 'size: 64 there, 96 now' },
+    { change: { stepsPerRound: 40, augment: 'light' as const }, message: 'augment: "strong" there, "light" now; stepsPerRound: 5 there, 40 now' },
+  ])('refuses $message', ({ change, message }) => {
+    expect(() => checkRunConfig(out, { ...base, ...change })).toThrow(CliError);
+    expect(() => checkRunConfig(out, { ...base, ...change })).toThrow(message);
+  });
+});
