@@ -103,6 +103,24 @@ describe('ModelPool', () => {
     expect(lease.model.isDisposed).toBe(true);
   });
 
+  it('acquireLoading loads a registered version that does not serve (another replica took the LoadModel), never for version 0', async () => {
+    // Nothing serves: version 0 still asks for LoadModel; version 1 is loaded on the spot.
+    await expect(pool.acquireLoading('m', 0)).rejects.toMatchObject({ kind: 'failed-precondition', message: 'model m is not loaded; call LoadModel first' });
+    const first = await pool.acquireLoading('m', 1);
+    expect([first.lease.model.key.version, first.loaded?.info.key.version, first.loaded?.replaced]).toEqual([1, 1, undefined]);
+    first.lease.release();
+    // Version 1 serves: no load. Version 2 swaps it in, as LoadModel would.
+    const again = await pool.acquireLoading('m', 1);
+    expect(again.loaded).toBeUndefined();
+    again.lease.release();
+    const swapped = await pool.acquireLoading('m', 2);
+    expect([swapped.lease.model.key.version, swapped.loaded?.replaced]).toEqual([2, { name: 'm', version: 1 }]);
+    swapped.lease.release();
+    expect(await p1('m', 0)).toBeCloseTo(1 / (1 + Math.E), 6); // σ(−1): version 2 serves
+    // An unknown version is still NOT_FOUND.
+    await expect(pool.acquireLoading('m', 7)).rejects.toMatchObject({ kind: 'not-found', message: 'model "m" has no version 7 (versions: 1, 2)' });
+  });
+
   it('serialises concurrent loads of one name: the last requested version wins', async () => {
     const [a, b] = await Promise.all([pool.load('m', 1), pool.load('m', 2)]);
     expect([a.info.key.version, b.info.key.version, b.replaced?.version]).toEqual([1, 2, 1]);

@@ -129,6 +129,29 @@ export class ModelPool {
     throw InferenceError.failedPrecondition(`${what} is not loaded${serving}; call LoadModel first`);
   }
 
+  /**
+   * Like {@link acquire}, but a version (≠ 0) that is registered and does not
+   * serve is loaded first — a hot swap, as by {@link load}. This is what lets a
+   * segmenter scale out: a LoadModel reaches one replica, and every other
+   * replica loads that version from the shared registry at its first call for
+   * it. Version 0 never loads (it means "whatever serves here"). Returns the
+   * lease and, when this call loaded the version, the load's outcome.
+   */
+  async acquireLoading(name: string, version: number): Promise<{ lease: ModelLease; loaded: LoadOutcome | undefined }> {
+    let loaded: LoadOutcome | undefined;
+    // A load for another version may swap ours out between our load and our lease: try again, a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return { lease: this.acquire(name, version), loaded };
+      } catch (err) {
+        const notServing = err instanceof InferenceError && err.kind === 'failed-precondition';
+        if (!notServing || version === 0 || attempt >= 3) throw err;
+      }
+      const outcome = await this.load(name, version);
+      if (outcome.changed) loaded = outcome;
+    }
+  }
+
   /** The serving models, by name. */
   loaded(): LoadedModelInfo[] {
     return [...this.serving.values()].map((e) => e.model.info()).sort((a, b) => a.key.name.localeCompare(b.key.name));

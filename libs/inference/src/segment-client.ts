@@ -4,7 +4,7 @@
  * services (reliability, trainer) through their generated client.
  */
 import { DType, type Modality, type ModelInfo, type ModelRef, type SegmenterServiceClient, type SegmentRequest, type SegmentResponse, type SegmentResult } from '@purify/proto';
-import { ErrorCode, PurifyError, unaryCall, type CallContext } from '@purify/runtime';
+import { ErrorCode, PurifyError, unaryCall, withReplicaRetry, type CallContext } from '@purify/runtime';
 import type { Volume } from '@purify/imaging';
 import { arrayFromBytes, bytesOfArray, ChunkAssembler, chunksOf, volumeFromHeader, volumeHeaderOf } from './wire';
 
@@ -46,13 +46,20 @@ function protocolError(message: string): PurifyError {
  * Segments `volume` through a segmenter: one setup message, the voxels in
  * chunks (with back-pressure), then reads the result header, the label chunks
  * and, when requested, the probability chunks, checking every offset and size.
- * Errors reject as PurifyError with the server's status code
- * (`segment failed: <server message>`).
+ * Segment is idempotent: when the replica serving it goes away (UNAVAILABLE, or
+ * its streams reset), the whole call is made again within the same deadline
+ * (`withReplicaRetry`, attempts from the client's `maxAttempts`). Errors reject
+ * as PurifyError with the server's status code (`segment failed: <server message>`).
  */
 export function segmentRemote(client: SegmenterServiceClient, volume: Volume, options: RemoteSegmentOptions): Promise<RemoteSegmentResult> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_SEGMENT_TIMEOUT_MS;
-  const callOptions = options.parent ? options.parent.downstream() : {};
   const deadline = Math.min(Date.now() + timeoutMs, options.parent ? Date.now() + options.parent.remainingMs() : Infinity);
+  return withReplicaRetry(client, 'Segment', { deadline, signal: options.signal, parent: options.parent }, () => segmentOnce(client, volume, options, deadline));
+}
+
+/** One Segment call (one attempt of {@link segmentRemote}). */
+function segmentOnce(client: SegmenterServiceClient, volume: Volume, options: RemoteSegmentOptions, deadline: number): Promise<RemoteSegmentResult> {
+  const callOptions = options.parent ? options.parent.downstream() : {};
   const call = client.segment({ ...callOptions, deadline });
   const [nz, ny, nx] = volume.shape;
 
@@ -61,13 +68,16 @@ export function segmentRemote(client: SegmenterServiceClient, volume: Volume, op
     let result: SegmentResult | undefined;
     let labels: ChunkAssembler | undefined;
     let probabilities: ChunkAssembler | undefined;
+    const onAbort = (): void => fail(new PurifyError(ErrorCode.Cancelled, 'segment failed: cancelled by the caller'));
     const fail = (err: unknown): void => {
       if (finished) return;
       finished = true;
+      options.signal?.removeEventListener('abort', onAbort);
       call.cancel();
       reject(err instanceof PurifyError ? err : PurifyError.wrap(err, 'segment failed'));
     };
-    options.signal?.addEventListener('abort', () => fail(new PurifyError(ErrorCode.Cancelled, 'segment failed: cancelled by the caller')), { once: true });
+    if (options.signal?.aborted) return onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
 
     call.on('data', (msg: SegmentResponse) => {
       if (finished) return;
@@ -111,6 +121,7 @@ export function segmentRemote(client: SegmenterServiceClient, volume: Volume, op
           probs = { data, shape: result.probabilitiesShape as unknown as readonly [number, number, number, number] };
         }
         finished = true;
+        options.signal?.removeEventListener('abort', onAbort);
         resolve({ result, labels: labelVolume, probabilities: probs });
       } catch (err) {
         fail(err instanceof PurifyError ? err : protocolError((err as Error).message));

@@ -8,7 +8,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { SERVICE_NAMES, type ServiceKind } from '@purify/proto';
-import { PurifyError } from './errors';
+import { ErrorCode, PurifyError } from './errors';
 import type { CallContext } from './handlers';
 import { clientCredentials, defaultClientTls, type ClientTlsSettings } from './tls';
 import { traceContextOf } from './tracing';
@@ -17,6 +17,16 @@ import { traceContextOf } from './tracing';
  * Client factory: every channel balances round-robin over its addresses, retries
  * idempotent calls on UNAVAILABLE, and every call made through {@link unaryCall}
  * carries a deadline.
+ *
+ * Retries happen at two levels. grpc-js's retry policy (service config) repeats
+ * an idempotent call that failed with UNAVAILABLE before it was committed — the
+ * common case of a replica that went away between calls. It cannot help once
+ * the call is committed (response headers arrived, or the request outgrew the
+ * 256 KiB retry buffer, which a volume or a batch of patches does at once), nor
+ * when a replica that is force-closed resets its streams, which the client sees
+ * as CANCELLED. {@link withReplicaRetry} covers those: it runs the whole call
+ * again, on whichever replica the balancer picks, while the deadline allows —
+ * {@link unaryCall} and the Segment stream helpers use it for idempotent RPCs.
  */
 
 /** RPCs that are safe to retry: repeating them has no further effect. */
@@ -94,13 +104,18 @@ export function channelOptions(kind: ServiceKind, settings: ClientSettings): Par
   };
 }
 
-const defaultTimeouts = new WeakMap<object, number>();
+interface ClientDefaults {
+  readonly kind: ServiceKind;
+  readonly timeoutMs: number;
+  readonly maxAttempts: number;
+}
+const clientDefaults = new WeakMap<object, ClientDefaults>();
 
 /** Creates a generated client (e.g. `AgentServiceClient`) for `kind` over `settings.addresses`. */
 export function createClient<C extends object>(ctor: ClientConstructor<C>, kind: ServiceKind, settings: ClientSettings): C {
   const transport = settings.credentials ? { credentials: settings.credentials, options: {} } : clientCredentials(settings.tls ?? defaultClientTls());
   const client = new ctor(targetFor(settings.addresses), transport.credentials, { ...channelOptions(kind, settings), ...transport.options });
-  defaultTimeouts.set(client, settings.defaultTimeoutMs ?? 30_000);
+  clientDefaults.set(client, { kind, timeoutMs: settings.defaultTimeoutMs ?? 30_000, maxAttempts: settings.maxAttempts ?? 4 });
   return client;
 }
 
@@ -122,10 +137,99 @@ export interface CallSettings {
   readonly signal?: AbortSignal;
 }
 
+/** Whether RPC `rpc` (e.g. `Segment`) of `kind` may be repeated: it is listed in {@link IDEMPOTENT_METHODS}. */
+export function isIdempotent(kind: ServiceKind, rpc: string): boolean {
+  return IDEMPOTENT_METHODS[kind].includes(rpc);
+}
+
+/**
+ * Whether a failed attempt of an idempotent call may be repeated on another
+ * replica: UNAVAILABLE from a replica that went away under the call (connection
+ * dropped, stream refused by a draining server), or CANCELLED that the caller
+ * did not ask for (a replica that is force-closed resets its open streams with
+ * CANCEL). Not repeated: a call the caller cancelled (its signal or parent call
+ * aborted, or grpc-js's own "Cancelled on client"), and a call for which the
+ * channel had no replica at all ("No connection established": every address is
+ * down; grpc-js's retry policy has already repeated it with backoff, and more
+ * attempts would only delay the error).
+ */
+export function isReplicaFailure(err: PurifyError, cancelledByCaller: boolean): boolean {
+  if (cancelledByCaller) return false;
+  if (err.code === ErrorCode.Unavailable) return !err.message.includes('No connection established');
+  return err.code === ErrorCode.Cancelled && !err.message.includes('Cancelled on client');
+}
+
+export interface ReplicaRetrySettings {
+  /** Deadline of the whole call, all attempts together (ms since the epoch). */
+  readonly deadline: number;
+  /** Attempts including the first; default: the client's `maxAttempts` for idempotent RPCs, 1 otherwise. */
+  readonly maxAttempts?: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly parent?: CallContext | undefined;
+  /** Wait before the 2nd attempt (ms, default 50); doubles up to `maxBackoffMs` (default 1000), with jitter. */
+  readonly initialBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+}
+
+/**
+ * Runs `attempt` (one complete call: a new gRPC call each time) and repeats it
+ * after a replica failure ({@link isReplicaFailure}) while attempts remain and
+ * the deadline leaves time for the backoff. Only RPCs of `client` listed in
+ * {@link IDEMPOTENT_METHODS} are repeated, and only for clients made by
+ * {@link createClient} (others get one attempt). Rejects with the last
+ * attempt's error — except that a repeat which runs out of time rejects with
+ * the replica failure that caused it (the deadline went on waiting for a
+ * replica, so UNAVAILABLE says more than DEADLINE_EXCEEDED).
+ */
+export async function withReplicaRetry<T>(client: object, rpc: string, settings: ReplicaRetrySettings, attempt: (attemptNumber: number) => Promise<T>): Promise<T> {
+  const defaults = clientDefaults.get(client);
+  const maxAttempts = defaults && isIdempotent(defaults.kind, rpc) ? (settings.maxAttempts ?? defaults.maxAttempts) : 1;
+  const initial = settings.initialBackoffMs ?? 50;
+  const cap = settings.maxBackoffMs ?? 1000;
+  let replicaFailure: PurifyError | undefined;
+  for (let n = 1; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (err) {
+      const e = PurifyError.wrap(err);
+      if (replicaFailure !== undefined && e.code === ErrorCode.DeadlineExceeded) throw replicaFailure;
+      const cancelledByCaller = Boolean(settings.signal?.aborted || settings.parent?.signal.aborted);
+      if (n >= maxAttempts || !isReplicaFailure(e, cancelledByCaller)) throw err;
+      replicaFailure = e;
+      // Exponential backoff, jittered to [½, 1) of it so the repeats of many cut calls spread out.
+      const backoffMs = Math.min(cap, initial * 2 ** (n - 1)) * (0.5 + Math.random() / 2);
+      if (Date.now() + backoffMs >= settings.deadline) throw err;
+      if (!(await pause(backoffMs, settings.signal, settings.parent?.signal))) throw err;
+    }
+  }
+}
+
+/** Waits `ms`; resolves false early when a signal aborts. */
+function pause(ms: number, ...signals: (AbortSignal | undefined)[]): Promise<boolean> {
+  const live = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (live.some((s) => s.aborted)) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      live.forEach((s) => s.removeEventListener('abort', onAbort));
+      resolve(ok);
+    };
+    const onAbort = (): void => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    live.forEach((s) => s.addEventListener('abort', onAbort, { once: true }));
+  });
+}
+
+/** The RPC name of a generated client method (`predictPatches` → `PredictPatches`). */
+function rpcName(method: string): string {
+  return method.charAt(0).toUpperCase() + method.slice(1);
+}
+
 /**
  * Calls a unary RPC and resolves with its response. The deadline is the sooner of
- * `timeoutMs` and the parent call's deadline; errors reject as PurifyError with
- * the server's status code.
+ * `timeoutMs` and the parent call's deadline; an idempotent RPC is repeated after
+ * a replica failure within that deadline ({@link withReplicaRetry}); errors
+ * reject as PurifyError with the server's status code.
  */
 export function unaryCall<C extends object, M extends UnaryMethodName<C>>(
   client: C,
@@ -134,17 +238,24 @@ export function unaryCall<C extends object, M extends UnaryMethodName<C>>(
   settings: CallSettings = {},
 ): Promise<ResponseOf<C[M]>> {
   const fn = client[method] as unknown as UnaryFn<RequestOf<C[M]>, ResponseOf<C[M]>>;
-  const timeoutMs = settings.timeoutMs ?? defaultTimeouts.get(client) ?? 30_000;
-  const options: Partial<CallOptions> = settings.parent ? settings.parent.downstream() : {};
-  options.deadline = Math.min(Date.now() + timeoutMs, settings.parent ? Date.now() + settings.parent.remainingMs() : Infinity);
-  return new Promise((resolve, reject) => {
-    // Inside the parent call's trace context, so the client span is its child.
-    const call = context.with(traceContextOf(settings.parent), () =>
-      fn.call(client, request, settings.metadata ?? new Metadata(), options, (err, res) => {
-        if (err) reject(PurifyError.wrap(err, `${String(method)} failed`));
-        else resolve(res);
-      }),
-    );
-    settings.signal?.addEventListener('abort', () => call.cancel(), { once: true });
-  });
+  const timeoutMs = settings.timeoutMs ?? clientDefaults.get(client)?.timeoutMs ?? 30_000;
+  const deadline = Math.min(Date.now() + timeoutMs, settings.parent ? Date.now() + settings.parent.remainingMs() : Infinity);
+  const once = (): Promise<ResponseOf<C[M]>> =>
+    new Promise((resolve, reject) => {
+      const options: Partial<CallOptions> = settings.parent ? settings.parent.downstream() : {};
+      options.deadline = deadline;
+      const signal = settings.signal;
+      const onAbort = (): void => call.cancel();
+      // Inside the parent call's trace context, so the client span is its child.
+      const call = context.with(traceContextOf(settings.parent), () =>
+        fn.call(client, request, settings.metadata ?? new Metadata(), options, (err, res) => {
+          signal?.removeEventListener('abort', onAbort);
+          if (err) reject(PurifyError.wrap(err, `${String(method)} failed`));
+          else resolve(res);
+        }),
+      );
+      if (signal?.aborted) call.cancel();
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  return withReplicaRetry(client, rpcName(String(method)), { deadline, signal: settings.signal, parent: settings.parent }, once);
 }

@@ -98,6 +98,8 @@ export interface HandlerEnv {
   readonly logger: Logger;
   /** `package.Service`, prefixed to method names in logs and messages. */
   readonly service: string;
+  /** Called once per finished call with its method and status (`OK` or an ErrorCode): the server's own count. */
+  readonly onCallEnd?: (method: string, code: string) => void;
 }
 
 /**
@@ -107,6 +109,7 @@ export interface HandlerEnv {
 function logOutcome(env: HandlerEnv, method: string, started: number, err?: PurifyError): void {
   const elapsedMs = performance.now() - started;
   recordRpc(env.service, method, err ? err.grpcStatus : 0, err ? err.code : 'OK', elapsedMs / 1000);
+  env.onCallEnd?.(method, err ? err.code : 'OK');
   const fields = { method, durationMs: Math.round(elapsedMs * 10) / 10 };
   if (!err) env.logger.debug('rpc ok', fields);
   else if (err.code === ErrorCode.Internal) env.logger.error('rpc failed', { ...fields, code: err.code, error: err, cause: err.cause });

@@ -7,8 +7,8 @@ export { Logger, LogLevel } from './logger';
 export type { LogFields, LogSink } from './logger';
 export { DEFAULT_PORTS, HEALTH_SERVICE, REFLECTION_SERVICES, serverSchema, startServer } from './server';
 export type { DomainHandlers, RunningServer, ServerSettings, StartServerOptions } from './server';
-export { IDEMPOTENT_METHODS, channelOptions, createClient, targetFor, unaryCall } from './client';
-export type { CallSettings, ClientSettings } from './client';
+export { IDEMPOTENT_METHODS, channelOptions, createClient, isIdempotent, isReplicaFailure, targetFor, unaryCall, withReplicaRetry } from './client';
+export type { CallSettings, ClientSettings, ReplicaRetrySettings } from './client';
 export { checkHealth, listServices, waitUntilServing } from './probe';
 export type { ProbeTransport, ServingStatus } from './probe';
 export {

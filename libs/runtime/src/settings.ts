@@ -23,7 +23,7 @@ export function serverSchema(kind: ServiceKind) {
     port: opt.port('Port to listen on; 0 picks a free one', DEFAULT_PORTS[kind]),
     maxReceiveMessageBytes: opt.int('Largest message the server accepts, bytes', 64 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }),
     maxSendMessageBytes: opt.int('Largest message the server sends, bytes', 64 * 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }),
-    shutdownGraceMs: opt.int('On SIGTERM, how long in-flight calls may finish before they are cut', 10_000, { min: 0, max: 600_000 }),
+    shutdownGraceMs: opt.int('On SIGTERM, how long in-flight calls may finish before they are cut (0 = cut at once)', 10_000, { min: 0, max: 600_000 }),
     logLevel: opt.oneOf('Least severe log level written', Object.values(LogLevel), LogLevel.Info),
     maxConnectionAgeMs: opt.int('Close client connections after this long (they reconnect and re-resolve DNS, so new replicas behind a headless Service get traffic); 0 = never', 0, { min: 0, max: 2 ** 31 - 1 }),
     metricsPort: opt.port('Port of the Prometheus endpoint (GET /metrics, on --host); 0 = no endpoint', 0),

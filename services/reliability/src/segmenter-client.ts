@@ -5,7 +5,7 @@
  * reliability process does not load onnxruntime-node.
  */
 import { DType, type ModelInfo, type ModelRef, type SegmenterServiceClient, type SegmentRequest, type SegmentResponse, type SegmentResult, type VolumeHeader } from '@purify/proto';
-import { ErrorCode, PurifyError, unaryCall, type CallContext } from '@purify/runtime';
+import { ErrorCode, PurifyError, unaryCall, withReplicaRetry, type CallContext } from '@purify/runtime';
 import { bytesOfFloat32, chunksOf, ChunkCollector, float32FromBytes } from './wire';
 
 const CHUNK_BYTES = 1 << 20;
@@ -24,7 +24,9 @@ export interface SegmentProbabilities {
 /**
  * Segment with probabilities: streams `voxels` (float32 `[z, y, x]`, raw
  * intensities — the segmenter normalises) under `header`, returns the class
- * probabilities. Errors keep the segmenter's status code.
+ * probabilities. When the segmenter replica goes away mid-call (UNAVAILABLE, or
+ * its streams reset) the call is made again, on another replica, within the
+ * same deadline (`withReplicaRetry`). Errors keep the segmenter's status code.
  */
 export function segmentProbabilities(
   client: SegmenterServiceClient,
@@ -36,6 +38,19 @@ export function segmentProbabilities(
   signal?: AbortSignal,
 ): Promise<SegmentProbabilities> {
   const deadline = Math.min(Date.now() + timeoutMs, Date.now() + ctx.remainingMs());
+  return withReplicaRetry(client, 'Segment', { deadline, signal, parent: ctx }, () => segmentOnce(client, model, header, voxels, ctx, deadline, signal));
+}
+
+/** One Segment call (one attempt of {@link segmentProbabilities}). */
+function segmentOnce(
+  client: SegmenterServiceClient,
+  model: ModelRef,
+  header: VolumeHeader,
+  voxels: Float32Array,
+  ctx: CallContext,
+  deadline: number,
+  signal: AbortSignal | undefined,
+): Promise<SegmentProbabilities> {
   const call = client.segment({ ...ctx.downstream(), deadline });
   const [nz, ny, nx] = header.shapeZyx as [number, number, number];
   return new Promise<SegmentProbabilities>((resolve, reject) => {
@@ -43,14 +58,16 @@ export function segmentProbabilities(
     let result: SegmentResult | undefined;
     let labels: ChunkCollector | undefined;
     let probabilities: ChunkCollector | undefined;
+    const onAbort = (): void => fail(signal?.reason);
     const fail = (err: unknown): void => {
       if (finished) return;
       finished = true;
+      signal?.removeEventListener('abort', onAbort);
       call.cancel();
       reject(PurifyError.wrap(err, 'segmenter Segment'));
     };
-    if (signal?.aborted) return fail(signal.reason);
-    signal?.addEventListener('abort', () => fail(signal.reason), { once: true });
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     call.on('data', (msg: SegmentResponse) => {
       if (finished) return;
       try {
@@ -82,6 +99,7 @@ export function segmentProbabilities(
         if (!result || !probabilities?.complete) throw protocolError('the stream ended before the result and all probabilities arrived');
         const data = float32FromBytes(probabilities.finish(), DType.DTYPE_FLOAT32, 'probabilities');
         finished = true;
+        signal?.removeEventListener('abort', onAbort);
         resolve({ result, probabilities: data, numClasses: result.probabilitiesShape[0] as number });
       } catch (err) {
         fail(err instanceof PurifyError ? err : protocolError((err as Error).message));

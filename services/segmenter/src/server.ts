@@ -1,5 +1,5 @@
 import { DType, SegmenterServiceService, type SegmenterServiceServer, type VolumeHeader } from '@purify/proto';
-import { ErrorCode, PurifyError, bidiStream, opt, readSetup, runService, serverSchema, unary, validate, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
+import { ErrorCode, PurifyError, bidiStream, opt, readSetup, runService, serverSchema, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import {
   ChunkAssembler,
@@ -80,9 +80,23 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
     const defaultProvider = config.executionProvider === ProviderPreference.Cpu ? 'cpu' : (availability.available[0] ?? 'cpu');
     logger.info('onnxruntime', { version: availability.onnxruntimeVersion, provider: defaultProvider, cuda: availability.cudaUnavailableReason ?? 'available' });
 
-    const acquire = (name: string, version: number): ModelLease => {
+    /**
+     * A lease on `name`:`version`. A version (≠ 0) that is registered but does not
+     * serve here is loaded first: with several replicas a LoadModel reaches only
+     * one of them, and the others load from the shared registry at their first call.
+     */
+    const acquire = async (name: string, version: number, ctx: CallContext): Promise<ModelLease> => {
       try {
-        return pool.acquire(name, version);
+        const { lease, loaded } = await pool.acquireLoading(name, version);
+        if (loaded) {
+          ctx.logger.info('model loaded on demand', {
+            model: `${name}:${version}`,
+            replaced: loaded.replaced ? `${loaded.replaced.name}:${loaded.replaced.version}` : undefined,
+            provider: loaded.info.executionProvider,
+            loadMs: Math.round(loaded.info.loadMs),
+          });
+        }
+        return lease;
       } catch (err) {
         throw toPurify(err);
       }
@@ -167,7 +181,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
           const returnProbabilities = o?.returnProbabilities ?? false;
 
           // The request holds the session it started with, whatever LoadModel does meanwhile.
-          const lease = acquire(ref.name, ref.version);
+          const lease = await acquire(ref.name, ref.version, ctx);
           try {
             const model = lease.model;
             const voxels = totalBytes / (validate.DTYPE_BYTES[header.dtype] as number);
@@ -227,7 +241,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
           if (patches.data.length !== expectedBytes) {
             throw validate.invalid('patches.data', `must hold ${expectedBytes} bytes (float32 [${patches.shape.join(', ')}])`, `${patches.data.length} bytes`);
           }
-          const lease = acquire(ref.name, ref.version);
+          const lease = await acquire(ref.name, ref.version, ctx);
           try {
             const model = lease.model;
             await mapped(() => model.checkBatch(patches.shape, '`patches.shape`'));
