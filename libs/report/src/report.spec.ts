@@ -20,6 +20,7 @@ describe('charts and reports', () => {
     // values 1, 2, 3: mean 2, population std sqrt(2/3) = 0.816
     expect(meanStd([1, 2, 3, Number.NaN])).toBe('2.000 ± 0.816');
     expect(meanStd([])).toBe('–');
+    expect(meanStd([0.4271, Number.NaN])).toBe('0.427');
   });
 
   it('draws one polyline per series and breaks lines at NaN', () => {

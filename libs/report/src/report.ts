@@ -138,11 +138,13 @@ ${body.join('\n')}
   }
 }
 
-/** "0.912 ± 0.031" (or "–" without values); population std. */
+/** "0.912 ± 0.031" (population std), "0.912" for one value, "–" without values. */
 export function meanStd(values: readonly number[], digits = 3): string {
   const v = values.filter(Number.isFinite);
   if (v.length === 0) return '–';
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  // One value has no spread to report: "± 0" would claim a measured std.
+  if (v.length === 1) return mean.toFixed(digits);
   const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
   return `${mean.toFixed(digits)} ± ${std.toFixed(digits)}`;
 }
