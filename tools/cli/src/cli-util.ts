@@ -22,6 +22,17 @@ export function intArg(min: number, max: number): (raw: string) => number {
   };
 }
 
+/** A commander parser for a finite number in [min, max] (an open end when `exclusive` names it). */
+export function numberArg(min: number, max: number, exclusive: { min?: boolean; max?: boolean } = {}): (raw: string) => number {
+  const range = `${exclusive.min === true ? '(' : '['}${min}, ${max}${exclusive.max === true ? ')' : ']'}`;
+  return (raw) => {
+    const n = raw.trim() === '' ? Number.NaN : Number(raw);
+    const ok = Number.isFinite(n) && (exclusive.min === true ? n > min : n >= min) && (exclusive.max === true ? n < max : n <= max);
+    if (!ok) throw new InvalidArgumentError(`must be a number in ${range}, got "${raw}"`);
+    return n;
+  };
+}
+
 /** Prints `value` as JSON (for --json) or the human lines. */
 export function output(json: boolean, value: unknown, human: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);

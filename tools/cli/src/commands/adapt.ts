@@ -6,7 +6,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent } from '@purify/proto';
 import { createClient, unaryCall } from '@purify/runtime';
-import { CliError, intArg, table } from '../cli-util';
+import { CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
 import { serviceAddress } from '../services-file';
 
@@ -37,6 +37,10 @@ export interface AdaptOptions {
   rounds?: number;
   stepsPerRound?: number;
   batchSize?: number;
+  learningRate?: number;
+  targetWeight?: number;
+  emaDecay?: number;
+  threshold?: number;
   seed: number;
   initModel?: string;
   outputModel?: string;
@@ -96,7 +100,17 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
     ...(opts.oracleLabels === undefined ? {} : { oracleLabels: { path: resolve(opts.oracleLabels), modality: Modality.MODALITY_UNSPECIFIED, caseIds: [] } }),
     ...(opts.initModel === undefined ? {} : { initModel: parseRef(opts.initModel, '--init-model') }),
     outputModel: opts.outputModel ?? '',
-    hyperparameters: { rounds: opts.rounds ?? 0, stepsPerRound: opts.stepsPerRound ?? 0, batchSize: opts.batchSize ?? 0, imageSizeYx: size === undefined ? [] : [size, size] },
+    // 0 = the trainer's default (proto convention).
+    hyperparameters: {
+      rounds: opts.rounds ?? 0,
+      stepsPerRound: opts.stepsPerRound ?? 0,
+      batchSize: opts.batchSize ?? 0,
+      learningRate: opts.learningRate ?? 0,
+      targetWeight: opts.targetWeight ?? 0,
+      emaDecay: opts.emaDecay ?? 0,
+      threshold: opts.threshold ?? 0,
+      imageSizeYx: size === undefined ? [] : [size, size],
+    },
     seed: opts.seed,
     ...(opts.policy !== undefined ? { agentTarget: { $case: 'policy' as const, policy: parseRef(opts.policy, '--policy') } } : {}),
     ...(opts.experiment !== undefined ? { agentTarget: { $case: 'experiment' as const, experiment: opts.experiment } } : {}),
@@ -261,6 +275,10 @@ export function adaptCommand(): Command {
     .option('--rounds <n>', 'adaptation rounds (default: the trainer default)', intArg(1, 1000))
     .option('--steps-per-round <n>', 'training steps per round', intArg(1, 1_000_000))
     .option('--batch-size <n>', 'slices per step (half source, half target)', intArg(1, 1024))
+    .option('--learning-rate <x>', 'peak learning rate of the student (default: the trainer default, 5e-4)', numberArg(0, 1, { min: true }))
+    .option('--target-weight <x>', 'λ, the factor of the target pseudo-label term (default 1)', numberArg(0, 100, { min: true }))
+    .option('--ema-decay <x>', 'cap α of the EMA teacher momentum (default 0.99)', numberArg(0, 1, { min: true, max: true }))
+    .option('--threshold <x>', 'confidence: max-probability threshold (default 0.968); rule: reliability-score threshold (default 0.5)', numberArg(0, 1, { min: true }))
     .option('--seed <n>', 'seed of everything random in the job', intArg(0, 2 ** 31 - 1), 1)
     .option('--init-model <name[:v]>', 'starting (source) model in the registry')
     .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')
