@@ -53,6 +53,8 @@ export interface TrainSourceOptions {
   /** Write the best model's label maps of the test cases (imagesTs) here as `<id>.nii.gz`, on their original grids. */
   readonly predictTestDir?: string | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** Data-parallel worker threads (1 = in-process); default: 2 on wasm with ≥ 2 cores and batches ≥ 2 (see `TrainSegmentationOptions.workers`). */
+  readonly workers?: number | undefined;
 }
 
 export interface TrainSourceCallbacks extends TrainCallbacks {
@@ -160,6 +162,7 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
       checkpointDir: options.checkpointDir ?? join(artifactsDir, 'checkpoints', name),
       resume: options.resume,
       signal: options.signal,
+      workers: options.workers,
     },
     callbacks,
   );
@@ -200,6 +203,7 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
           trainCases: train.map((c) => c.id).join(','),
           valCases: val.map((c) => c.id).join(','),
           msPerStep: result.msPerStep.toFixed(1),
+          workers: String(result.workers),
           wallTimeS: ((Date.now() - started) / 1000).toFixed(1),
           ...(commit === undefined ? {} : { commit }),
         },

@@ -4,13 +4,21 @@
  * validation by volume Dice per organ every `valEvery` steps, early stopping on
  * the validation Dice, the best weights kept, checkpoints every
  * `checkpointEvery` steps, exact resume, progress callbacks and cancellation.
+ *
+ * The steps run in-process (`workers: 1`) or data-parallel on worker threads
+ * (`DataParallelTrainer` of `@purify/models`, docs/parallel-training.md): the
+ * main thread keeps a host copy of the model and optimiser, draws the batches
+ * (the next one while the workers compute the current step), and pulls the
+ * replicas' weights only to validate, checkpoint and return.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import {
   buildUNet,
   createAdam,
+  DataParallelTrainer,
   loadCheckpoint,
   resolveUNetConfig,
   saveCheckpoint,
@@ -18,12 +26,13 @@ import {
   type Adam,
   type LrDecay,
   type SegModel,
+  type TrainStepResult,
   type UNetConfig,
   type WeightSnapshot,
 } from '@purify/models';
 import { TrainingConfigError } from './errors';
 import { validate, type ValidationResult } from './predict';
-import { BatchSampler, batchTensors, type SlicePool } from './sampler';
+import { BatchSampler, batchTensors, type SliceBatch, type SlicePool } from './sampler';
 import type { SliceVolume } from './slice-data';
 
 export interface TrainSegmentationOptions {
@@ -71,8 +80,19 @@ export interface TrainSegmentationOptions {
   readonly seed: number;
   /** Abort = stop after the current step, checkpoint (if configured) and return with `stopReason: 'cancelled'`. */
   readonly signal?: AbortSignal | undefined;
-  /** Check label/weight ranges on every step (two small reads; default true). */
+  /** Check label/weight ranges on every step (two small reads; default true). Data-parallel workers always check their shard. */
   readonly validateBatches?: boolean | undefined;
+  /**
+   * Worker threads for data-parallel training, integer in [1, 64]: 1 trains
+   * in-process on this thread; N > 1 trains N replicas on worker threads, each
+   * on a shard of every batch (wasm backend with the purify kernels, or cpu
+   * when this thread runs on cpu). Default {@link defaultTrainingWorkers}: 2 when
+   * this thread trains on wasm, the machine has ≥ 2 cores and batches hold ≥ 2
+   * slices, else 1. With BatchNorm each replica normalises over its own shard
+   * (as PyTorch DataParallel); without BatchNorm and dropout the steps equal
+   * in-process ones within float tolerance. Not part of the resume fingerprint.
+   */
+  readonly workers?: number | undefined;
 }
 
 export interface StepEvent {
@@ -135,6 +155,8 @@ export interface TrainResult {
   readonly msPerStep: number;
   readonly wallMs: number;
   readonly unet: UNetConfig;
+  /** Worker threads used (1 = in-process). */
+  readonly workers: number;
 }
 
 interface ResolvedOptions {
@@ -153,6 +175,7 @@ interface ResolvedOptions {
   readonly valBatchSize: number;
   readonly checkpointEvery: number;
   readonly seed: number;
+  readonly workers: number;
 }
 
 /** What a checkpoint's `extra` holds. */
@@ -163,6 +186,18 @@ interface CheckpointExtra {
   readonly bestMean: number;
   readonly sinceBest: number;
   readonly validations: ValidationRecord[];
+  /** Dropout-mask generator state of every data-parallel replica (absent after in-process training); replica 0's is also the model's. */
+  readonly replicaRngStates?: number[] | undefined;
+}
+
+/**
+ * The default of {@link TrainSegmentationOptions.workers}: 2 data-parallel
+ * workers when this thread trains on wasm (tfjs-wasm uses one core under Node),
+ * the machine has at least 2 cores and a batch holds at least 2 slices; else 1
+ * (in-process). The native tensorflow backends are multi-threaded already.
+ */
+export function defaultTrainingWorkers(batchSize: number, backend: string = tf.getBackend(), cores: number = availableParallelism()): number {
+  return backend === 'wasm' && cores >= 2 && batchSize >= 2 ? 2 : 1;
 }
 
 function resolveOptions(o: TrainSegmentationOptions): ResolvedOptions {
@@ -174,7 +209,12 @@ function resolveOptions(o: TrainSegmentationOptions): ResolvedOptions {
     if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new TrainingConfigError(`${field} must be ${want}, got ${JSON.stringify(v)}`);
     return v;
   };
+  const intIn = (field: string, v: unknown, min: number, max: number): number => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new TrainingConfigError(`${field} must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    return v;
+  };
   const steps = int('steps', o.steps, 1);
+  const batchSize = int('batchSize', o.batchSize ?? 8, 1);
   const valEvery = int('valEvery', o.valEvery ?? Math.max(25, Math.floor(steps / 10)), 1);
   const lrDecay = o.lrDecay ?? 'poly';
   if (!['constant', 'poly', 'cosine'].includes(lrDecay)) throw new TrainingConfigError(`lrDecay must be 'constant', 'poly' or 'cosine', got ${JSON.stringify(lrDecay)}`);
@@ -182,7 +222,7 @@ function resolveOptions(o: TrainSegmentationOptions): ResolvedOptions {
   if (lrDecay !== 'constant' && warmupSteps >= steps) throw new TrainingConfigError(`warmupSteps must be below steps (${steps}) with '${lrDecay}' decay, got ${warmupSteps}`);
   return {
     steps,
-    batchSize: int('batchSize', o.batchSize ?? 8, 1),
+    batchSize,
     learningRate: num('learningRate', o.learningRate ?? 2e-3, (x) => x > 0, 'a number > 0'),
     lrDecay,
     warmupSteps,
@@ -196,10 +236,84 @@ function resolveOptions(o: TrainSegmentationOptions): ResolvedOptions {
     valBatchSize: int('valBatchSize', o.valBatchSize ?? 8, 1),
     checkpointEvery: int('checkpointEvery', o.checkpointEvery ?? valEvery, 1),
     seed: int('seed', o.seed, -0x80000000),
+    workers: o.workers === undefined ? defaultTrainingWorkers(batchSize) : intIn('workers', o.workers, 1, 64),
   };
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** How a step is run: in-process on the host model, or on data-parallel workers whose state reaches the host on {@link sync}. */
+interface StepRunner {
+  /** Runs the update of `batch` (for a parallel runner, posted to the workers by the next macrotask). */
+  step(batch: SliceBatch): Promise<TrainStepResult>;
+  /** Copies the replicas' weights (and with `optimizer`, the Adam state and dropout streams) to the host model/optimiser. */
+  sync(optimizer: boolean): Promise<void>;
+  /** The replicas' dropout-stream states (parallel runner only). */
+  rngStates(): number[] | undefined;
+  /** Ends the worker threads (resolves once they have exited). Idempotent. */
+  dispose(): Promise<void>;
+}
+
+function inProcessRunner(model: SegModel, optimizer: Adam, o: ResolvedOptions, validateBatches: boolean): StepRunner {
+  return {
+    step: async (batch) => {
+      const tensors = batchTensors(batch);
+      try {
+        return trainStep(model, tensors, {
+          optimizer,
+          loss: { ceWeight: o.ceWeight, diceWeight: o.diceWeight },
+          clipNorm: o.clipNorm > 0 ? o.clipNorm : undefined,
+          validate: validateBatches,
+        });
+      } finally {
+        tf.dispose([tensors.images, tensors.labels, tensors.weights]);
+      }
+    },
+    sync: () => Promise.resolve(),
+    rngStates: () => undefined,
+    dispose: () => Promise.resolve(),
+  };
+}
+
+/** Starts `workers` replicas holding the host model's weights, Adam state and dropout streams (`rngStates`: one per replica, else derived as the trainer does). */
+async function parallelRunner(model: SegModel, optimizer: Adam, o: ResolvedOptions, rngStates: readonly number[] | undefined): Promise<StepRunner> {
+  const trainer = await DataParallelTrainer.create({
+    config: model.config,
+    weights: model.getWeights(),
+    workers: o.workers,
+    backend: tf.getBackend() === 'cpu' ? 'cpu' : 'wasm',
+    optimizer: { ...optimizer.config, learningRate: optimizer.config.schedule },
+    loss: { ceWeight: o.ceWeight, diceWeight: o.diceWeight },
+    clipNorm: o.clipNorm > 0 ? o.clipNorm : undefined,
+  });
+  let rng: number[] | undefined;
+  try {
+    if (optimizer.step > 0) await trainer.setOptimizerState(optimizer.getState());
+    const states = rngStates?.length === o.workers ? [...rngStates] : await trainer.getRngStates();
+    states[0] = model.rng.state; // replica 0 continues the model's own stream (as in-process training would)
+    await trainer.setRngStates(states);
+  } catch (err) {
+    await trainer.dispose();
+    throw err;
+  }
+  return {
+    step: async (batch) => {
+      const [n, h, w] = batch.shape;
+      const r = await trainer.step({ shape: [n, h, w, 1], images: batch.images, labels: batch.labels, weights: batch.weights });
+      rng = undefined;
+      return r;
+    },
+    sync: async (withOptimizer) => {
+      model.setWeights(await trainer.getWeights());
+      if (!withOptimizer) return;
+      optimizer.setState((await trainer.getOptimizerState()).adam);
+      rng = await trainer.getRngStates();
+      model.rng.state = rng[0]!;
+    },
+    rngStates: () => rng,
+    dispose: () => trainer.dispose(),
+  };
+}
 
 function record(step: number, v: ValidationResult): ValidationRecord {
   return { step, meanDice: v.meanDice, dicePerClass: Object.fromEntries([...v.dicePerClass].map(([k, d]) => [String(k), d])) };
@@ -227,10 +341,13 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
   delete fingerprint['valBatchSize'];
   delete fingerprint['checkpointEvery'];
   delete fingerprint['patience'];
+  delete fingerprint['workers'];
   const schedule = { baseLr: o.learningRate, decay: o.lrDecay, warmupSteps: o.warmupSteps, totalSteps: o.steps };
 
   let model: SegModel | undefined;
   let optimizer: Adam | undefined;
+  let runner: StepRunner | undefined;
+  let replicaRngStates: number[] | undefined;
   let bestWeights: WeightSnapshot[] | undefined;
   let bestStep = 0;
   let bestMean = -Infinity;
@@ -256,6 +373,7 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
       bestStep = extra.bestStep;
       bestMean = extra.bestMean ?? -Infinity;
       sinceBest = extra.sinceBest;
+      replicaRngStates = extra.replicaRngStates;
       validations.push(...extra.validations);
       if (bestDir !== undefined && existsSync(bestDir) && validations.length > 0) {
         const best = await loadCheckpoint(bestDir);
@@ -273,11 +391,30 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
     }
     const startStep = optimizer.step;
     callbacks.onStart?.({ startStep, resumed, unet, numParams: model.numParams });
+    const parallel = o.workers > 1 && startStep < o.steps;
+    runner = parallel ? await parallelRunner(model, optimizer, o, replicaRngStates) : inProcessRunner(model, optimizer, o, options.validateBatches ?? true);
+    // Whether the host model (weights; optimiser state) lags the replicas.
+    let stale = { weights: false, optimizer: false };
+    const sync = async (withOptimizer: boolean): Promise<void> => {
+      if (!stale.weights && !(withOptimizer && stale.optimizer)) return;
+      await runner!.sync(withOptimizer);
+      stale = { weights: false, optimizer: stale.optimizer && !withOptimizer };
+    };
 
     const save = async (kind: 'last' | 'best', step: number): Promise<void> => {
       const dir = kind === 'last' ? lastDir : bestDir;
       if (dir === undefined) return;
-      const extra: CheckpointExtra = { kind: 'purify-train-segmentation', fingerprint, bestStep, bestMean: Number.isFinite(bestMean) ? bestMean : -1, sinceBest, validations };
+      await sync(true);
+      const rngs = runner?.rngStates();
+      const extra: CheckpointExtra = {
+        kind: 'purify-train-segmentation',
+        fingerprint,
+        bestStep,
+        bestMean: Number.isFinite(bestMean) ? bestMean : -1,
+        sinceBest,
+        validations,
+        ...(rngs === undefined ? {} : { replicaRngStates: rngs }),
+      };
       await saveCheckpoint(dir, { model: model!, optimizer: optimizer!, extra });
       callbacks.onCheckpoint?.({ step, dir, kind });
     };
@@ -286,25 +423,26 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
     let stepMs = 0;
     let stopReason: StopReason = StopReason.Completed;
     let step = startStep;
+    let prefetched: SliceBatch | undefined;
     while (step < o.steps) {
       if (options.signal?.aborted) {
         stopReason = StopReason.Cancelled;
         break;
       }
       const t0 = performance.now();
-      const batch = sampler.batch(step);
-      const tensors = batchTensors(batch);
-      let result;
-      try {
-        result = trainStep(model, tensors, {
-          optimizer,
-          loss: { ceWeight: o.ceWeight, diceWeight: o.diceWeight },
-          clipNorm: o.clipNorm > 0 ? o.clipNorm : undefined,
-          validate: options.validateBatches ?? true,
-        });
-      } finally {
-        tf.dispose([tensors.images, tensors.labels, tensors.weights]);
+      const batch = prefetched ?? sampler.batch(step);
+      prefetched = undefined;
+      const pending = runner.step(batch);
+      pending.catch(() => undefined); // a worker error may arrive while the next batch is drawn; it is rethrown by the await below
+      if (parallel) {
+        stale = { weights: true, optimizer: true };
+        if (step + 1 < o.steps) {
+          // The step is posted to the workers once this macrotask ends; draw the next batch meanwhile.
+          await tick();
+          prefetched = sampler.batch(step + 1);
+        }
       }
+      const result = await pending;
       step = result.step;
       const ms = performance.now() - t0;
       stepMs += ms;
@@ -315,6 +453,7 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
       let stop = false;
       if (validation.length > 0 && (step % o.valEvery === 0 || step === o.steps)) {
         const v0 = performance.now();
+        await sync(false);
         const v = validate(model, validation, o.valBatchSize);
         const improved = v.meanDice > bestMean + o.minDelta;
         if (improved) {
@@ -338,6 +477,8 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
       await tick(); // let timers, signals and I/O through between steps
     }
     if (stopReason === StopReason.Cancelled && step > startStep && step % o.checkpointEvery !== 0) await save('last', step);
+    await sync(false);
+    await runner.dispose();
 
     if (bestWeights !== undefined) model.setWeights(bestWeights);
     else bestStep = step;
@@ -356,8 +497,10 @@ export async function trainSegmentation(options: TrainSegmentationOptions, callb
       msPerStep: stepsRun > 0 ? stepMs / stepsRun : 0,
       wallMs: Date.now() - started,
       unet,
+      workers: parallel ? o.workers : 1,
     };
   } finally {
+    await runner?.dispose(); // ends the worker threads on every path (error, cancel, completion)
     optimizer?.dispose();
     model?.dispose();
   }

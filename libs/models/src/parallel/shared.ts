@@ -212,7 +212,9 @@ export type WorkerRequest =
   | { readonly id: number; readonly type: 'getWeights'; readonly teacher: boolean }
   | { readonly id: number; readonly type: 'setWeights'; readonly weights: readonly WeightSnapshot[]; readonly teacher: boolean }
   | { readonly id: number; readonly type: 'getOptimizerState' }
-  | { readonly id: number; readonly type: 'setOptimizerState'; readonly state: AdamState; readonly emaUpdates: number | undefined };
+  | { readonly id: number; readonly type: 'setOptimizerState'; readonly state: AdamState; readonly emaUpdates: number | undefined }
+  | { readonly id: number; readonly type: 'getRngState' }
+  | { readonly id: number; readonly type: 'setRngState'; readonly state: number };
 
 /** Per-worker timings of a step, milliseconds. */
 export interface WorkerTimings {

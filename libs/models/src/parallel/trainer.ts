@@ -299,6 +299,19 @@ export class DataParallelTrainer {
     await this.serial(() => this.request(range(0, this.workers), (id) => ({ id, type: 'setOptimizerState', state: adam, emaUpdates })));
   }
 
+  /** The dropout-mask generator state of every replica (replica order), for exact resume of a model with dropout. */
+  async getRngStates(): Promise<number[]> {
+    return (await this.serial(() => this.request(range(0, this.workers), (id) => ({ id, type: 'getRngState' })))) as number[];
+  }
+
+  /** Restores the replicas' dropout-mask generator states (one uint32 per replica, as {@link getRngStates} returned). */
+  async setRngStates(states: readonly number[]): Promise<void> {
+    if (states.length !== this.workers || !states.every((s) => Number.isInteger(s) && s >= 0 && s <= 0xffffffff)) {
+      throw new ModelInputError(`setRngStates: states must be ${this.workers} integers in [0, 2^32 − 1] (one per replica), got ${JSON.stringify(states)}`);
+    }
+    await this.serial(() => this.request(range(0, this.workers), (id, index) => ({ id, type: 'setRngState', state: states[index]! })));
+  }
+
   /** Terminates every worker and resolves once all threads have exited. Idempotent. */
   async dispose(): Promise<void> {
     if (!this.disposed) {

@@ -390,6 +390,11 @@ function handle(req: WorkerRequest): unknown {
       if (r.teacher !== undefined && req.emaUpdates !== undefined) r.teacher.updates = req.emaUpdates;
       return null;
     }
+    case 'getRngState':
+      return model!.rng.state;
+    case 'setRngState':
+      model!.rng.state = req.state >>> 0;
+      return null;
   }
 }
 

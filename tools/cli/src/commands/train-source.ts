@@ -28,6 +28,7 @@ interface TrainSourceOpts {
   augment: AugmentLevel;
   resume: boolean;
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
+  workers?: number;
   predictTest?: string;
   json: boolean;
 }
@@ -44,7 +45,7 @@ function summary(r: TrainSourceResult, opts: TrainSourceOpts): string {
   const best = r.training.best;
   const lines = [
     `backend ${r.backend.backend}${r.backend.wasmKernels === 'purify' ? ' (purify training kernels)' : ''}${r.backend.notes.length > 0 ? `; ${r.backend.notes.join('; ')}` : ''}`,
-    `${r.training.stopReason} after ${r.training.stepsDone} steps (${r.training.startStep > 0 ? `resumed at ${r.training.startStep}, ` : ''}${r.training.msPerStep.toFixed(0)} ms/step, wall ${formatSeconds(r.wallMs / 1000)}); best validation at step ${r.training.bestStep}`,
+    `${r.training.stopReason} after ${r.training.stepsDone} steps (${r.training.startStep > 0 ? `resumed at ${r.training.startStep}, ` : ''}${r.training.msPerStep.toFixed(0)} ms/step on ${r.training.workers === 1 ? '1 thread' : `${r.training.workers} worker threads`}, wall ${formatSeconds(r.wallMs / 1000)}); best validation at step ${r.training.bestStep}`,
     '',
   ];
   if (best !== undefined) {
@@ -85,6 +86,7 @@ export function trainSourceCommand(): Command {
     .addOption(new Option('--augment <level>', 'augmentation strength').choices(Object.values(AugmentLevel)).default('strong'))
     .option('--resume', 'continue from the last checkpoint of this --name in --out', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
+    .option('--workers <n>', 'data-parallel training threads, each on a shard of every batch (1 = in-process; default: 2 on wasm with ≥ 2 cores and --batch-size ≥ 2, else 1)', intArg(1, 64))
     .option('--predict-test <dir>', "write the best model's label maps of the held-out test cases (imagesTs) here as <id>.nii.gz on their original grids")
     .option('--json', 'machine-readable output', false)
     .action(async (opts: TrainSourceOpts) => {
@@ -118,6 +120,7 @@ export function trainSourceCommand(): Command {
             augment: opts.augment,
             unet: { baseWidth: opts.width, depth: opts.depth },
             backend: opts.backend,
+            workers: opts.workers,
             resume: opts.resume,
             predictTestDir: opts.predictTest,
             signal: controller.signal,
@@ -161,6 +164,7 @@ export function trainSourceCommand(): Command {
             best: result.training.best ?? null,
             validations: result.training.validations,
             msPerStep: result.training.msPerStep,
+            workers: result.training.workers,
             wallMs: result.wallMs,
             backend: result.backend,
             classes: result.classes,
