@@ -21,7 +21,7 @@ export type { WeightStatistics } from './weighting';
 export { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness } from './rewards';
 export type { ProxyFigures, RegionRewardOptions } from './rewards';
 export { labelAgreement, organDice } from './figures';
-export { CONSENSUS_VIEW, shiftVolume, SIMULATED_SHIFT } from './shift';
+export { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 
 // Data and the target-label barrier.
 export { declaredClasses, loadJobData, loadOracleLabels, loadSourceData, openTargetImages, ReadGuard } from './data';

@@ -80,6 +80,22 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     }
   });
 
+  it('rl pre-training: a PPO update after every pre-training episode; with calibration the severity follows the label-free gap', async () => {
+    const o = options(Method.Rl, { rl: { pretrainEpisodes: 3, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1, calibrateShift: true } });
+    const res = await runAdaptation(o);
+    res.model.dispose();
+    // Round 1: updates after episodes 1, 2 and at the end of episode 3; round 2: one. Versions 2..5.
+    expect(o.agent.updates.map((u) => u.version)).toEqual([2, 3, 4, 5]);
+    const [r1, r2] = res.rounds;
+    expect(r1!.metrics['sim_severity']).toBe(0.5);
+    for (const m of ['target_reliability', 'sim_reliability']) expect(r1!.metrics[m]).toEqual(expect.any(Number));
+    // Round 2 starts where round 1's controller left it: three steps of nextSeverity from 0.5 (sim_reliability is their mean).
+    expect(r2!.metrics['sim_severity']).toBeGreaterThanOrEqual(0);
+    expect(r2!.metrics['sim_severity']).toBeLessThanOrEqual(1);
+    // Round 2's target difficulty is round 1's measured mean reliability.
+    expect(r2!.metrics['target_reliability']).toBe(r1!.metrics['mean_reliability']);
+  });
+
   it('online fine-tuning rewards the real-target decisions with the label-free proxy only', async () => {
     const o = options(Method.Rl, { rl: { simulatedShift: false, onlineFinetuning: true } });
     const res = await runAdaptation(o);

@@ -26,7 +26,7 @@ import { channelsFirst } from './local-ports';
 import { Method, targetSourceOf, TargetSource } from './methods';
 import type { AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, ScoredVolume } from './ports';
 import { episodicReward, proxyReward, regionAccuracy, regionRewards, type ProxyFigures } from './rewards';
-import { CONSENSUS_VIEW, shiftVolume, SIMULATED_SHIFT } from './shift';
+import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 import { adaptationStep } from './step';
 import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
 
@@ -53,6 +53,11 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<Omit<AdaptationHyperparameters, '
   targetWeight: 1,
   emaDecay: 0.99,
 });
+
+/** Starting severity of the simulated shift (rl). */
+const INITIAL_SEVERITY = 0.5;
+/** Target images scored before the first round to calibrate the simulated shift (rl). */
+const CALIBRATION_VOLUMES = 2;
 
 /** The `rule` method's fixed, hand-set threshold on the region reliability score. */
 export const RULE_THRESHOLD = 0.5;
@@ -108,6 +113,18 @@ export interface RlSettings {
   readonly onlineFinetuning: boolean;
   /** Target volumes held out as the probe set (default 1 when there are ≥ 3). */
   readonly probeVolumes: number;
+  /**
+   * Match the simulated shift's strength to the real target without labels
+   * (default false = a fixed severity of 0.5): the severity follows the gap
+   * between the mean region reliability of the pseudo-targets and of the target
+   * images ({@link nextSeverity}). Off by default because the statistic
+   * misleads on CT → MR: the real target's confident errors make it look more
+   * reliable (0.91) than the pseudo-targets at severity 0.5 (0.87) although its
+   * pseudo-labels are far worse, so the controller drove the shift to 0.
+   */
+  readonly calibrateShift: boolean;
+  /** PPO update after every pre-training episode (default true), not only once per round. */
+  readonly updateEachPretrainEpisode: boolean;
 }
 
 export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
@@ -120,6 +137,8 @@ export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
   episodicScale: 5,
   onlineFinetuning: false,
   probeVolumes: 1,
+  calibrateShift: false,
+  updateEachPretrainEpisode: true,
 });
 
 export interface AdaptationOptions {
@@ -218,6 +237,8 @@ interface CheckpointExtra {
   readonly history: RoundReport[];
   readonly policy: PolicyAddress | null;
   readonly pending: PendingProxy | null;
+  /** Severity of the simulated shift after the last finished round (rl). */
+  readonly severity?: number | undefined;
 }
 
 /** Decisions of a round waiting for their proxy reward (sent when the next round's figures exist). */
@@ -311,6 +332,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   let history: RoundReport[] = [];
   let policy: PolicyAddress | undefined;
   let pending: PendingProxy | null = null;
+  let severity = INITIAL_SEVERITY;
   let resumed = false;
   try {
     if (o.resume === true && lastDir !== undefined && existsSync(lastDir)) {
@@ -328,6 +350,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       history = extra.history;
       policy = extra.policy ?? undefined;
       pending = extra.pending;
+      severity = extra.severity ?? INITIAL_SEVERITY;
       resumed = true;
     } else {
       student = buildUNet(unet);
@@ -408,14 +431,17 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     };
 
     /** One simulated-shift episode: pseudo-targets from source volumes, per-region + episodic rewards, then feedback. */
-    const episode = async (round: number, index: number, teacher: PublishedTeacher): Promise<{ reward: number; accuracy: number }> => {
+    const episode = async (round: number, index: number, teacher: PublishedTeacher): Promise<{ reward: number; accuracy: number; reliability: number }> => {
       const rng = new Rng(stepSeed(o.seed ^ 0x51a1, round * 1009 + index));
       const pool = rng.shuffle([...o.source.keys()]).slice(0, Math.min(rl.episodeVolumes, o.source.length));
-      const pts = pool.map((i, j) => shiftVolume(o.source[i]!, rng.nextUint32(), SIMULATED_SHIFT, `sim-r${round}-e${index}-${j}-${o.source[i]!.id}`));
+      const shift = rl.calibrateShift ? simulatedShift(severity) : SIMULATED_SHIFT;
+      const pts = pool.map((i, j) => shiftVolume(o.source[i]!, rng.nextUint32(), shift, `sim-r${round}-e${index}-${j}-${o.source[i]!.id}`));
+      const simScores: number[] = [];
       const items: { ids: readonly string[]; weights: Float32Array; accuracy: Float32Array }[] = [];
       const tslices: TrainingSlice[] = [];
       for (const pt of pts) {
         const scored = await ports.reliability!.score(teacher, pt, round, o.signal);
+        simScores.push(...scored.scores);
         const r = await act(scored, `${o.runId}/sim/${pt.id}`, round, false, { simulated: 'true' });
         const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions);
         items.push({ ids: r.decisionIds, weights: r.weights, accuracy });
@@ -460,7 +486,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         });
       }
       if (rewards.length > 0) await ports.agent!.feedback(rewards, o.signal);
-      return { reward: mean(all), accuracy: mean(items.flatMap((it) => [...it.accuracy])) };
+      return { reward: mean(all), accuracy: mean(items.flatMap((it) => [...it.accuracy])), reliability: mean(simScores) };
     };
 
     const updatePolicy = async (): Promise<void> => {
@@ -487,14 +513,27 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       // rl: learn the policy in simulated-shift episodes (source images, labels known).
       if (method === Method.Rl && rl.simulatedShift) {
         const episodes = r === 0 ? rl.pretrainEpisodes : rl.episodesPerRound;
-        const results: { reward: number; accuracy: number }[] = [];
+        const results: { reward: number; accuracy: number; reliability: number }[] = [];
         await timer.time('episodes', async () => {
-          for (let e = 0; e < episodes && !cancelled(o.signal); e++) results.push(await episode(r, e, teacher!));
+          // Label-free difficulty of the real target: the previous round's mean reliability, or (first round) that of a few target images.
+          const targetReliability = !rl.calibrateShift
+            ? Number.NaN
+            : (history[history.length - 1]?.metrics['mean_reliability'] ??
+              mean((await Promise.all(trainTargets.slice(0, CALIBRATION_VOLUMES).map((v) => ports.reliability!.score(teacher!, v, r, o.signal)))).flatMap((x) => [...x.scores])));
+          if (Number.isFinite(targetReliability)) metrics['target_reliability'] = targetReliability;
+          metrics['sim_severity'] = severity;
+          for (let e = 0; e < episodes && !cancelled(o.signal); e++) {
+            const result = await episode(r, e, teacher!);
+            results.push(result);
+            if (rl.calibrateShift) severity = nextSeverity(severity, result.reliability, targetReliability);
+            if (r === 0 && rl.updateEachPretrainEpisode && e < episodes - 1 && !cancelled(o.signal)) await updatePolicy();
+          }
           if (results.length > 0 && !cancelled(o.signal)) await updatePolicy();
         });
         if (results.length > 0) {
           metrics['sim_reward'] = mean(results.map((x) => x.reward));
           metrics['sim_region_accuracy'] = mean(results.map((x) => x.accuracy));
+          metrics['sim_reliability'] = mean(results.map((x) => x.reliability));
         }
       }
 
@@ -577,7 +616,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       history.push(report);
       roundsDone = r + 1;
       if (lastDir !== undefined) {
-        const extra: CheckpointExtra = { kind: 'purify-adaptation', fingerprint, roundsDone, history, policy: policy ?? null, pending };
+        const extra: CheckpointExtra = { kind: 'purify-adaptation', fingerprint, roundsDone, history, policy: policy ?? null, pending, severity };
         await saveCheckpoint(lastDir, { model: student, optimizer, ema, extra });
         cb.onCheckpoint?.({ round: roundsDone, dir: lastDir });
       }
