@@ -28,6 +28,7 @@ export { SpanAttr, addSpanAttributes, runInCallTrace, traceIds, withSpan } from 
 export type { SpanAttributeValue, SpanAttributes, WithSpanOptions } from './tracing';
 export { MetricName, serviceMetrics } from './metrics';
 export type { VersionRef } from './metrics';
+export { freeLoopbackPort } from './free-port';
 export { healthcheck } from './healthcheck';
 export type { HealthcheckResult } from './healthcheck';
 export { ExitCode, configOrExit, runService, startInProcess } from './service-main';

@@ -1,21 +1,10 @@
 // Metrics over real gRPC: a runtime server with --metrics-port serves Prometheus
 // text on loopback; the test scrapes it with a plain HTTP GET after a few calls.
 import { get } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { AgentServiceClient, AgentServiceService, type ActRequest, type ActResponse } from '@purify/proto';
 import { activeMetrics, metricExportersFromEnv } from '@purify/telemetry';
-import { Logger, LogLevel, PurifyError, createClient, serviceMetrics, startServer, unary, unaryCall, type RunningServer } from '../src';
+import { Logger, LogLevel, PurifyError, createClient, freeLoopbackPort, serviceMetrics, startServer, unary, unaryCall, type RunningServer } from '../src';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function scrape(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -59,7 +48,7 @@ afterAll(async () => {
 
 describe('Prometheus endpoint', () => {
   it('counts RPCs by method and status code and records their latency', async () => {
-    const port = await freePort();
+    const port = await freeLoopbackPort();
     server = await startServer({
       kind: 'agent',
       settings: { host: '127.0.0.1', port: 0, maxReceiveMessageBytes: 1 << 20, maxSendMessageBytes: 1 << 20, shutdownGraceMs: 500, metricsPort: port },

@@ -9,7 +9,6 @@
 // (requests carrying a fake patient name — argv[3] — in routing_key and the
 // context map, one succeeding and one failing in C; A also serves Prometheus
 // metrics, whose text is printed too).
-import { createServer } from 'node:net';
 import { get } from 'node:http';
 import { initTelemetry } from '@purify/telemetry';
 
@@ -66,7 +65,7 @@ async function main(): Promise<void> {
   const toC = clientOf(c.address);
   const b = await serve('B', async (req, ctx) => runtime.unaryCall(toC, 'act', req, { parent: ctx }));
   const toB = clientOf(b.address);
-  const a = await serve('A', async (req, ctx) => runtime.unaryCall(toB, 'act', req, { parent: ctx }), scenario === 'patient' ? await freePort() : 0);
+  const a = await serve('A', async (req, ctx) => runtime.unaryCall(toB, 'act', req, { parent: ctx }), scenario === 'patient' ? await runtime.freeLoopbackPort() : 0);
   const toA = clientOf(a.address);
 
   const results: string[] = [];
@@ -103,16 +102,6 @@ async function main(): Promise<void> {
   await telemetry.shutdown();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as import('node:net').AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 function fetchText(url: string): Promise<string> {
   return new Promise((resolve, reject) => {

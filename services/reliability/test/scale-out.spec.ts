@@ -20,12 +20,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BorderMode as ProtoBorderMode, ReliabilityServiceClient, type ReliabilityConfig, type ScoreResult, type ScoreSetup } from '@purify/proto';
-import { createClient, startInProcess, unaryCall, type ReadyMessage, type RunningServer } from '@purify/runtime';
+import { createClient, freeLoopbackPort, startInProcess, unaryCall, type ReadyMessage, type RunningServer } from '@purify/runtime';
 import { reliabilityService } from '../src';
 import { header, score } from './score-client';
 
@@ -52,16 +51,6 @@ let reference: ScoreResult[];
 /** Segmenter calls the job makes, as counted by the one segmenter of the reference run. */
 let referenceSegmenterCalls: number;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** One segmenter process on port 0 with a Prometheus endpoint; resolves on its ready message. */
 function startSegmenterOnce(metricsPort: number): Promise<Segmenter> {
@@ -82,7 +71,7 @@ function startSegmenterOnce(metricsPort: number): Promise<Segmenter> {
 async function startSegmenter(): Promise<Segmenter> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startSegmenterOnce(await freePort());
+      return await startSegmenterOnce(await freeLoopbackPort());
     } catch (err) {
       if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
     }

@@ -7,9 +7,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { get } from 'node:http';
-import { createServer, type AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
-import type { ReadyMessage } from '@purify/runtime';
+import { freeLoopbackPort, type ReadyMessage } from '@purify/runtime';
 
 export interface Replica {
   readonly index: number;
@@ -26,21 +25,11 @@ function segmenterEntry(): { file: string; nodeArgs: string[] } {
   return { file, nodeArgs: [`--import=${pathToFileURL(require.resolve('tsx')).href}`, '--conditions=@purify/source'] };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts one segmenter on loopback (gRPC port 0, a free metrics port) and resolves once it reports ready. */
 export async function startReplica(index: number, artifactsDir: string, threads: number, readyTimeoutMs = 120_000): Promise<Replica> {
   const { file, nodeArgs } = segmenterEntry();
-  const metricsPort = await freePort();
+  const metricsPort = await freeLoopbackPort();
   const args = [
     ...nodeArgs,
     file,
