@@ -18,7 +18,7 @@ export {
   weightStatistics,
 } from './weighting';
 export type { WeightStatistics } from './weighting';
-export { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness } from './rewards';
+export { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness, wrongRegionBalance } from './rewards';
 export type { ProxyFigures, RegionRewardOptions } from './rewards';
 export { labelAgreement, organDice } from './figures';
 export { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';

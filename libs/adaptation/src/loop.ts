@@ -25,7 +25,7 @@ import { labelAgreement, organDice } from './figures';
 import { channelsFirst } from './local-ports';
 import { Method, targetSourceOf, TargetSource } from './methods';
 import type { AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, ScoredVolume } from './ports';
-import { episodicReward, proxyReward, regionAccuracy, regionRewards, type ProxyFigures } from './rewards';
+import { episodicReward, proxyReward, regionAccuracy, regionRewards, wrongRegionBalance, type ProxyFigures } from './rewards';
 import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 import { adaptationStep } from './step';
 import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
@@ -125,6 +125,8 @@ export interface RlSettings {
   readonly calibrateShift: boolean;
   /** PPO update after every pre-training episode (default true), not only once per round. */
   readonly updateEachPretrainEpisode: boolean;
+  /** Give an episode's wrong regions as much total reward weight as its right ones (default true; {@link wrongRegionBalance}). */
+  readonly balanceRewards: boolean;
 }
 
 export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
@@ -139,6 +141,7 @@ export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
   probeVolumes: 1,
   calibrateShift: false,
   updateEachPretrainEpisode: true,
+  balanceRewards: true,
 });
 
 export interface AdaptationOptions {
@@ -478,8 +481,9 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const episodic = episodicReward(before, after, rl.episodicScale);
       const rewards: RewardItem[] = [];
       const all: number[] = [];
+      const wrongScale = rl.balanceRewards ? wrongRegionBalance(items.flatMap((it) => [...it.accuracy]), rl.pivot) : 1;
       for (const it of items) {
-        const r = regionRewards(it.weights, it.accuracy, { pivot: rl.pivot, episodic });
+        const r = regionRewards(it.weights, it.accuracy, { pivot: rl.pivot, episodic, wrongScale });
         it.ids.forEach((id, j) => {
           rewards.push({ decisionId: id, reward: r[j] as number, done: true });
           all.push(r[j] as number);

@@ -1,5 +1,5 @@
 import { AdaptationConfigError } from './errors';
-import { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness } from './rewards';
+import { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorrectness, wrongRegionBalance } from './rewards';
 
 describe('rewards (hand cases)', () => {
   it('region accuracy: fraction of each region’s pixels whose pseudo-label is right', () => {
@@ -26,6 +26,21 @@ describe('rewards (hand cases)', () => {
     expect(r[0]!).toBeGreaterThan(r[1]!);
     expect(r[3]!).toBeGreaterThan(r[1]!);
   });
+
+  it('wrongScale multiplies only the correctness term of wrong regions', () => {
+    // Same regions as above with wrongScale 3: wrong/up −3, wrong/down +3; right regions unchanged; episodic 0.5 added after scaling.
+    const r = regionRewards(Float32Array.from([1, 1, 0, 0, 0.5]), Float32Array.from([1, 0, 1, 0, 1]), { pivot: 0.8, wrongScale: 3, episodic: 0.5 });
+    expect([...r]).toEqual([1.5, -2.5, -0.5, 3.5, 0.5]);
+  });
+
+  it.each([
+    { name: '19 right, 1 wrong', acc: [...Array<number>(19).fill(1), 0.5], want: 19 },
+    { name: '3 right, 1 wrong (the pivot counts as right)', acc: [0.8, 0.9, 1, 0.79], want: 3 },
+    { name: 'more wrong than right → 1', acc: [0, 0, 1], want: 1 },
+    { name: 'none wrong → 1', acc: [1, 1], want: 1 },
+    { name: 'none right → 1', acc: [0, 0.1], want: 1 },
+    { name: 'capped at 20', acc: [...Array<number>(100).fill(1), 0], want: 20 },
+  ])('wrongRegionBalance: $name', ({ acc, want }) => expect(wrongRegionBalance(acc, 0.8, 20)).toBe(want));
 
   it('the episodic term is added to every region', () => {
     // Dice 0.5 → 0.6 with scale 5: +0.5 to each region's reward.
