@@ -24,8 +24,8 @@ export {
   setDefaultClientTls,
 } from './tls';
 export type { ClientTlsSettings, ServerTlsSettings } from './tls';
-export { SpanAttr, addSpanAttributes, runInCallTrace, traceIds, withSpan } from './tracing';
-export type { SpanAttributeValue, SpanAttributes, WithSpanOptions } from './tracing';
+export { SpanAttr, addSpanAttributes, runInCallTrace, startSpan, traceIds, withSpan } from './tracing';
+export type { OpenSpan, SpanAttributeValue, SpanAttributes, StartSpanOptions, WithSpanOptions } from './tracing';
 export { MetricName, serviceMetrics } from './metrics';
 export type { VersionRef } from './metrics';
 export { freeLoopbackPort } from './free-port';

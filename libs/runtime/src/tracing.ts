@@ -1,4 +1,4 @@
-import { context, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { CallContext } from './handlers';
 import { version as VERSION } from '../package.json';
 
@@ -75,6 +75,43 @@ export async function withSpan<T>(name: string, fn: (span: Span) => Promise<T> |
       span.end();
     }
   });
+}
+
+export interface StartSpanOptions extends WithSpanOptions {
+  /** Start a new trace (no parent), whatever context is active. */
+  readonly root?: boolean;
+}
+
+/** A span opened by {@link startSpan}: calls made inside `run` become its children. */
+export interface OpenSpan {
+  readonly span: Span;
+  /** Runs `fn` with this span active (its calls, and the spans they start, are its children). */
+  run<T>(fn: () => T): T;
+  /** Ends the span (an error marks it ERROR with its message); later calls do nothing. */
+  end(error?: unknown): void;
+}
+
+/**
+ * Opens a span whose extent is marked by events rather than by one function
+ * (e.g. a round of the adaptation loop: opened when the round starts, ended by
+ * its report). Prefer {@link withSpan} when one function covers the work.
+ */
+export function startSpan(name: string, options: StartSpanOptions = {}): OpenSpan {
+  const tracer = trace.getTracer(TRACER, VERSION);
+  const parent = options.root === true ? ROOT_CONTEXT : traceContextOf(options.parent);
+  const span = tracer.startSpan(name, { attributes: options.attributes ?? {}, root: options.root === true }, parent);
+  const active = trace.setSpan(parent, span);
+  let ended = false;
+  return {
+    span,
+    run: (fn) => context.with(active, fn),
+    end: (error) => {
+      if (ended) return;
+      ended = true;
+      if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : JSON.stringify(error) });
+      span.end();
+    },
+  };
 }
 
 /**

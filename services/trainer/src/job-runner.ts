@@ -22,6 +22,7 @@ import {
 import { BorderMode, Modality, type AgentServiceClient, type JobSpec, type Metric, type ReliabilityServiceClient, type SegmenterServiceClient } from '@purify/proto';
 import { decodeWeights, gitCommit, publishSegmentationModel } from '@purify/training';
 import type { CheckedSpec } from './job-spec';
+import { RoundTrace } from './round-trace';
 import { reliabilityConfig, RemoteAgentPort, RemoteReliabilityPort, RemoteTeacherPort, type RetrySettings } from './remote-ports';
 
 export interface RunnerSettings {
@@ -112,28 +113,37 @@ export async function runJob(
     };
   }
 
-  const result = await runAdaptation(
-    {
-      method,
-      runId: jobId,
-      source: data.source.train,
-      sourceValidation: data.source.val,
-      target: method === Method.SourceOnly && spec.target === undefined ? [] : data.target.volumes,
-      oracleLabels: data.oracleLabels,
-      numClasses,
-      tileYx: tile,
-      unet,
-      initialWeights: initial?.weights,
-      hyperparameters: checked.hyperparameters,
-      rl: { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning },
-      seed: spec.seed,
-      ports,
-      checkpointDir,
-      resume: true,
-      signal,
-    },
-    callbacks,
-  );
+  // One trace per round: the round's calls to the other services run under its span.
+  const rounds = new RoundTrace(checked.hyperparameters.rounds, checked.hyperparameters.batchSize);
+  let result: AdaptationResult;
+  try {
+    result = await runAdaptation(
+      {
+        method,
+        runId: jobId,
+        source: data.source.train,
+        sourceValidation: data.source.val,
+        target: method === Method.SourceOnly && spec.target === undefined ? [] : data.target.volumes,
+        oracleLabels: data.oracleLabels,
+        numClasses,
+        tileYx: tile,
+        unet,
+        initialWeights: initial?.weights,
+        hyperparameters: checked.hyperparameters,
+        rl: { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning },
+        seed: spec.seed,
+        ports: rounds.ports(ports),
+        checkpointDir,
+        resume: true,
+        signal,
+      },
+      rounds.callbacks(callbacks),
+    );
+  } catch (err) {
+    rounds.close(err);
+    throw err;
+  }
+  rounds.close();
   if (result.stopReason !== 'completed') {
     result.model.dispose();
     return { result, published: undefined, metrics: [] };
