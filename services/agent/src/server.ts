@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { AgentServiceService, type AgentServiceServer, type FeatureMatrix } from '@purify/proto';
 import { Agent, AGENT_DEFAULTS, RegistryError, formatRef } from '@purify/policy-registry';
 import { DEFAULT_PPO_CONFIG, RlError, createPolicy, deserializePolicy, selectRlBackend } from '@purify/rl';
-import { PurifyError, opt, runService, serverSchema, unary, validate, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
+import { PurifyError, SpanAttr, addSpanAttributes, opt, runService, serverSchema, unary, validate, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
 import { armsFromWire, experimentToWire, metricsToWire, ppoFromWire, refFromWire, refToWire, specFromWire, versionToWire } from './convert';
 
 const schema = {
@@ -67,7 +67,7 @@ export const agentService: ServiceDefinitionSpec<typeof schema> = {
       }),
       onShutdown: () => agent.close(),
       implementation: (env): DomainHandlers<AgentServiceServer> => ({
-        act: unary(env, 'Act', (req) =>
+        act: unary(env, 'Act', (req, ctx) =>
           mapped(async () => {
             if (req.target === undefined) throw validate.invalid('target', 'must name a `policy` or an `experiment`', undefined);
             const obs = checkObservations(req.observations, 'observations');
@@ -82,6 +82,7 @@ export const agentService: ServiceDefinitionSpec<typeof schema> = {
               deterministic: req.deterministic,
               context: req.context,
             });
+            addSpanAttributes({ [SpanAttr.PolicyName]: out.policy.name, [SpanAttr.PolicyVersion]: out.policy.version, [SpanAttr.RegionCount]: obs.numRows, ...(out.experiment ? { [SpanAttr.Experiment]: out.experiment } : {}) }, ctx);
             return {
               policy: refToWire(out.policy),
               decisions: out.decisions.map((d) => ({ ...d })),
@@ -101,7 +102,7 @@ export const agentService: ServiceDefinitionSpec<typeof schema> = {
             return { accepted: out.accepted, buffered: { ...out.buffered }, updated: out.updated.map(refToWire) };
           }),
         ),
-        update: unary(env, 'Update', (req) =>
+        update: unary(env, 'Update', (req, ctx) =>
           mapped(async () => {
             const out = await agent.update({
               policy: refFromWire(req.policy, 'policy'),
@@ -109,6 +110,7 @@ export const agentService: ServiceDefinitionSpec<typeof schema> = {
               minTransitions: req.minTransitions,
               promote: req.promote,
             });
+            addSpanAttributes({ [SpanAttr.PolicyName]: out.record.name, [SpanAttr.PolicyVersion]: out.record.version, [SpanAttr.BatchSize]: out.transitionsUsed }, ctx);
             return {
               policy: versionToWire(out.record),
               transitionsUsed: out.transitionsUsed,

@@ -5,7 +5,7 @@
  */
 import { resampledGrid } from '@purify/imaging';
 import { type ModelRef, type ScoreRequest, type ScoreResponse, type SegmenterServiceClient } from '@purify/proto';
-import { ErrorCode, PurifyError, readSetup, validate, type CallContext, type MessageReader } from '@purify/runtime';
+import { ErrorCode, PurifyError, SpanAttr, addSpanAttributes, readSetup, validate, type CallContext, type MessageReader } from '@purify/runtime';
 import {
   appearancePerturbation,
   buildGrid,
@@ -180,6 +180,7 @@ export async function runScore(requests: MessageReader<ScoreRequest>, send: (msg
   ctx.throwIfAborted();
   const result = computeFeatures({ grid, whole, composition, flip, appearance, round: setup.round, splitByClass: options.splitByClass });
   const featuresMs = performance.now() - t;
+  addSpanAttributes({ [SpanAttr.ModelName]: model.name, [SpanAttr.ModelVersion]: model.version, [SpanAttr.Round]: setup.round, [SpanAttr.VoxelCount]: raw.length, [SpanAttr.RegionCount]: result.regions.length }, ctx);
   ctx.logger.debug('scored', { model: refText, shape, regions: result.regions.length, segmentMs, patchesMs, featuresMs, patchCalls: composition.calls });
 
   await send({

@@ -1,5 +1,5 @@
 import { DType, SegmenterServiceService, type SegmenterServiceServer, type VolumeHeader } from '@purify/proto';
-import { ErrorCode, PurifyError, bidiStream, opt, readSetup, runService, serverSchema, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
+import { ErrorCode, PurifyError, SpanAttr, addSpanAttributes, bidiStream, opt, readSetup, runService, serverSchema, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import {
   ChunkAssembler,
@@ -122,10 +122,11 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
       },
       onShutdown: () => pool.close(),
       implementation: (env): DomainHandlers<SegmenterServiceServer> => ({
-        loadModel: unary(env, 'LoadModel', async (req) => {
+        loadModel: unary(env, 'LoadModel', async (req, ctx) => {
           const ref = validate.modelRef(req.ref, 'ref');
           const outcome = await mapped(() => pool.load(ref.name, ref.version));
           const { info } = outcome;
+          addSpanAttributes({ [SpanAttr.ModelName]: info.key.name, [SpanAttr.ModelVersion]: info.key.version }, ctx);
           if (outcome.changed) {
             env.logger.info('model loaded', {
               model: `${info.key.name}:${info.key.version}`,
@@ -207,6 +208,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
               if (bad >= 0) throw validate.invalid('chunk.data', `must hold finite voxels (no NaN or ±Inf) in ${describeVolume(header)}`, `${volume.data[bad]} at voxel ${bad}`);
             }
             const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, signal: ctx.signal }));
+            addSpanAttributes({ [SpanAttr.ModelName]: res.model.name, [SpanAttr.ModelVersion]: res.model.version, [SpanAttr.VoxelCount]: volume.data.length, [SpanAttr.BatchSize]: batchSize }, ctx);
             ctx.logger.info('segmented', { model: `${res.model.name}:${res.model.version}`, caseId: header.caseId || undefined, shapeZyx: header.shapeZyx, ...res.timings });
             await send({
               payload: {
@@ -251,6 +253,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
             }
             const data = arrayFromBytes(patches.data, DType.DTYPE_FLOAT32, 'patches.data') as Float32Array;
             const res = await mapped(() => predictPatches(model, { data, shape: [n, c, h, w] }, { batchSize: config.batchSize, signal: ctx.signal }));
+            addSpanAttributes({ [SpanAttr.ModelName]: model.key.name, [SpanAttr.ModelVersion]: model.key.version, [SpanAttr.PatchCount]: n, [SpanAttr.BatchSize]: config.batchSize }, ctx);
             const p = res.probabilities;
             return {
               model: { name: model.key.name, version: model.key.version },

@@ -232,4 +232,36 @@ describe('one adaptation round, one trace across the four services', () => {
     expect(acts.length).toBeGreaterThan(0);
     for (const s of acts) expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights' });
   });
+
+  it('the services’ own server spans carry what they served: model, voxels, patches, regions, policy', () => {
+    const served = (service: string, method: string): Span[] => trace.filter((s) => s.kind === SERVER && s.service === `purify-${service}` && s.name.endsWith(`/${method}`));
+    const teacher = { 'purify.model.name': 'trace-rl.teacher', 'purify.model.version': 1 };
+    for (const method of ['LoadModel', 'Segment', 'PredictPatches']) expect(served('segmenter', method).length).toBeGreaterThan(0);
+    for (const s of served('segmenter', 'LoadModel')) expect(s.attributes).toMatchObject(teacher);
+    for (const s of served('segmenter', 'Segment')) {
+      expect(s.attributes).toMatchObject({ ...teacher, 'purify.voxel.count': 2 * 16 * 16 });
+      expect(s.attributes['purify.batch.size']).toBeGreaterThan(0);
+    }
+    for (const s of served('segmenter', 'PredictPatches')) {
+      expect(s.attributes).toMatchObject(teacher);
+      expect(s.attributes['purify.patch.count']).toBeGreaterThan(0);
+    }
+    const scores = served('reliability', 'Score');
+    expect(scores.length).toBeGreaterThan(0);
+    for (const s of scores) {
+      expect(s.attributes).toMatchObject({ ...teacher, 'purify.voxel.count': 2 * 16 * 16 });
+      expect(s.attributes['purify.region.count']).toBeGreaterThan(0);
+      expect(typeof s.attributes['purify.round']).toBe('number');
+    }
+    const acts = served('agent', 'Act');
+    expect(acts.length).toBeGreaterThan(0);
+    for (const s of acts) {
+      expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights' });
+      expect(s.attributes['purify.policy.version']).toBeGreaterThanOrEqual(1);
+      expect(s.attributes['purify.region.count']).toBeGreaterThan(0);
+    }
+    const updates = served('agent', 'Update');
+    expect(updates.length).toBeGreaterThan(0);
+    for (const s of updates) expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights' });
+  });
 });
