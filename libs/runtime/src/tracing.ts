@@ -64,17 +64,15 @@ export interface WithSpanOptions {
  * error's message and is rethrown. Calls made inside `fn` become its children.
  */
 export async function withSpan<T>(name: string, fn: (span: Span) => Promise<T> | T, options: WithSpanOptions = {}): Promise<T> {
-  const tracer = trace.getTracer(TRACER, VERSION);
-  return tracer.startActiveSpan(name, { attributes: options.attributes ?? {} }, traceContextOf(options.parent), async (span) => {
-    try {
-      return await fn(span);
-    } catch (err) {
-      span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
+  const open = startSpan(name, options);
+  try {
+    const value = await open.run(() => fn(open.span));
+    open.end();
+    return value;
+  } catch (err) {
+    open.end(err);
+    throw err;
+  }
 }
 
 export interface StartSpanOptions extends WithSpanOptions {
