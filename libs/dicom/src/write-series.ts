@@ -18,6 +18,14 @@ export interface WriteSeriesOptions {
   readonly modality?: 'CT' | 'MR';
   readonly patientName?: string;
   readonly patientId?: string;
+  /** PatientBirthDate, `YYYYMMDD`; default empty. */
+  readonly patientBirthDate?: string;
+  /** Default empty. */
+  readonly accessionNumber?: string;
+  /** Default empty. */
+  readonly referringPhysicianName?: string;
+  /** InstitutionName; default absent. */
+  readonly institutionName?: string;
   readonly studyInstanceUid?: string;
   /** Default: derived from studyInstanceUid and seriesNumber, so re-exports are identical. */
   readonly seriesInstanceUid?: string;
@@ -103,16 +111,17 @@ export function writeSeries(volume: Volume, options: WriteSeriesOptions = {}): W
       StudyTime: time,
       SeriesTime: time,
       ContentTime: time,
-      AccessionNumber: '',
+      AccessionNumber: options.accessionNumber ?? '',
       Modality: modality,
       Manufacturer: 'purify',
-      ReferringPhysicianName: '',
+      ...(options.institutionName === undefined ? {} : { InstitutionName: options.institutionName }),
+      ReferringPhysicianName: options.referringPhysicianName ?? '',
       StudyDescription: options.studyDescription ?? 'purify phantom',
       SeriesDescription: options.seriesDescription ?? `purify phantom ${modality}`,
       ManufacturerModelName: 'purify phantom',
       PatientName: options.patientName ?? 'PHANTOM^PURIFY',
       PatientID: options.patientId ?? 'PURIFY-PHANTOM',
-      PatientBirthDate: '',
+      PatientBirthDate: options.patientBirthDate ?? '',
       PatientSex: 'O',
       SliceThickness: ds(sz),
       ...(modality === 'CT' ? { KVP: '' } : { ScanningSequence: 'RM', SequenceVariant: 'NONE', ScanOptions: '', MRAcquisitionType: '2D', EchoTime: '', EchoTrainLength: '', RepetitionTime: '' }),

@@ -25,7 +25,7 @@
  * and deletes the storage.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,7 +137,23 @@ export async function startOrthanc(options: { startTimeoutMs?: number } = {}): P
     const deadline = Date.now() + (options.startTimeoutMs ?? 20_000);
     const exited = (): string | undefined => (orthanc.exitCode !== null || orthanc.signalCode !== null ? `Orthanc exited (code ${orthanc.exitCode}, signal ${orthanc.signalCode})` : undefined);
 
-    // The relay must join Orthanc's namespace, which exists once sh has run.
+    // The relay must join Orthanc's namespace, which exists only once unshare has
+    // made it: until then /proc/<pid>/ns/net is still the host's, and a relay
+    // started that early would forward to a port nobody listens on.
+    const hostNetNs = readlinkSync('/proc/self/ns/net');
+    for (;;) {
+      const dead = exited();
+      if (dead) throw new Error(`cannot start Orthanc: ${dead}; log:\n${orthancLog.slice(-2000)}`);
+      let ns: string | undefined;
+      try {
+        ns = readlinkSync(`/proc/${pid}/ns/net`);
+      } catch {
+        // the process is gone; exited() says so on the next turn
+      }
+      if (ns !== undefined && ns !== hostNetNs) break;
+      if (Date.now() > deadline) throw new Error(`cannot start Orthanc: unshare made no network namespace within ${options.startTimeoutMs ?? 20_000} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     relay = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, process.execPath, join(dir, 'relay.js'), socketPath, String(ORTHANC_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let relayErr = '';
     relay.stderr?.on('data', (b: Buffer) => (relayErr += b.toString()));

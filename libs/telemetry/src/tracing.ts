@@ -1,6 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import { GrpcInstrumentation } from '@opentelemetry/instrumentation-grpc';
-import { resourceFromAttributes } from '@opentelemetry/resources';
+import { envDetector, hostDetector, osDetector, processDetector, resourceFromAttributes, serviceInstanceIdDetector, type ResourceDetector } from '@opentelemetry/resources';
 import { InMemorySpanExporter, NoopSpanProcessor, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 
@@ -21,9 +21,11 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
  *
  * `OTEL_SDK_DISABLED=true` turns tracing off entirely (no spans, no ids in
  * logs). Sampler, propagators and resource attributes follow the standard
- * `OTEL_TRACES_SAMPLER`, `OTEL_PROPAGATORS`, `OTEL_RESOURCE_ATTRIBUTES` variables.
- * Note the one deliberate difference from the OpenTelemetry default: unset
- * means `none`, not `otlp`.
+ * `OTEL_TRACES_SAMPLER`, `OTEL_PROPAGATORS`, `OTEL_RESOURCE_ATTRIBUTES` and
+ * `OTEL_NODE_RESOURCE_DETECTORS` variables.
+ * Two deliberate differences from the OpenTelemetry defaults: unset means
+ * `none`, not `otlp`; and the `process` resource detector leaves out the
+ * command line (see {@link REDACTED_RESOURCE_ATTRIBUTES}).
  */
 
 /** gRPC methods that never get spans: probes would flood the traces. */
@@ -56,6 +58,49 @@ let active: TelemetryHandle | undefined;
 /** True when `@grpc/grpc-js` is already in the module cache. */
 export function grpcAlreadyLoaded(cache: Record<string, unknown> = require.cache): boolean {
   return Object.keys(cache).some((path) => /[\\/]@grpc[\\/]grpc-js[\\/]/.test(path));
+}
+
+/**
+ * Resource attributes never exported: a command line may name a study
+ * (`purify pacs run --study <UID>`) or anything else typed on it, and every
+ * span of the process would carry it.
+ */
+export const REDACTED_RESOURCE_ATTRIBUTES: readonly string[] = ['process.command_args', 'process.command_line'];
+
+/** OpenTelemetry's process detector (pid, executable, script, runtime, owner) without {@link REDACTED_RESOURCE_ATTRIBUTES}. */
+export const processDetectorWithoutCommandLine: ResourceDetector = {
+  detect: (config) => {
+    const attributes = { ...processDetector.detect(config).attributes };
+    for (const key of REDACTED_RESOURCE_ATTRIBUTES) delete attributes[key];
+    return { attributes };
+  },
+};
+
+const RESOURCE_DETECTORS: Readonly<Record<string, ResourceDetector>> = {
+  env: envDetector,
+  host: hostDetector,
+  os: osDetector,
+  process: processDetectorWithoutCommandLine,
+  serviceinstance: serviceInstanceIdDetector,
+};
+
+/**
+ * The resource detectors `OTEL_NODE_RESOURCE_DETECTORS` selects, as the Node
+ * SDK reads it (unset or empty: env, process, host; `all`; `none`; or a
+ * comma-separated list), with `process` always
+ * {@link processDetectorWithoutCommandLine}. Throws naming the variable for an
+ * unknown detector.
+ */
+export function resourceDetectorsFromEnv(env: Env): ResourceDetector[] {
+  const names = (env['OTEL_NODE_RESOURCE_DETECTORS'] ?? '').split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== '');
+  if (names.length === 0) return [envDetector, processDetectorWithoutCommandLine, hostDetector];
+  if (names.includes('all')) return Object.values(RESOURCE_DETECTORS);
+  if (names.includes('none')) return [];
+  const unknown = names.filter((name) => !(name in RESOURCE_DETECTORS));
+  if (unknown.length > 0) {
+    throw new Error(`OTEL_NODE_RESOURCE_DETECTORS must be all, none or a comma-separated list of ${Object.keys(RESOURCE_DETECTORS).join(', ')}, got ${JSON.stringify(env['OTEL_NODE_RESOURCE_DETECTORS'])}`);
+  }
+  return [...new Set(names)].map((name) => RESOURCE_DETECTORS[name] as ResourceDetector);
 }
 
 const KNOWN_TRACE_EXPORTERS = ['otlp', 'console', 'zipkin', 'none'];
@@ -119,6 +164,7 @@ export function initTelemetry(service: string, options: TelemetryOptions = {}): 
       // (startMetrics); logs are our own JSON lines on stdout.
       metricReaders: [],
       logRecordProcessors: [],
+      resourceDetectors: resourceDetectorsFromEnv(process.env),
       instrumentations: [new GrpcInstrumentation({ ignoreGrpcMethods: [...UNTRACED_GRPC_METHODS] })],
     });
     sdk.start();

@@ -209,7 +209,8 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
             }
             const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, signal: ctx.signal }));
             addSpanAttributes({ [SpanAttr.ModelName]: res.model.name, [SpanAttr.ModelVersion]: res.model.version, [SpanAttr.VoxelCount]: volume.data.length, [SpanAttr.BatchSize]: batchSize }, ctx);
-            ctx.logger.info('segmented', { model: `${res.model.name}:${res.model.version}`, caseId: header.caseId || undefined, shapeZyx: header.shapeZyx, ...res.timings });
+            // Not the caller's case_id: whatever a caller puts there (a file name, a DICOM UID) stays out of the logs; the line's traceId links it to the caller.
+            ctx.logger.info('segmented', { model: `${res.model.name}:${res.model.version}`, shapeZyx: header.shapeZyx, ...res.timings });
             await send({
               payload: {
                 $case: 'result',

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DType, SegmenterServiceClient, type SegmentRequest, type SegmentResponse, type VolumeHeader } from '@purify/proto';
-import { createClient, listServices, startInProcess, unaryCall, type RunningServer } from '@purify/runtime';
+import { Logger, createClient, listServices, startInProcess, unaryCall, type RunningServer } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import { makeVolume, type Vec3, type Volume } from '@purify/imaging';
 import { LoadedModel, bytesOfArray, chunksOf, ensureModelLoaded, segmentRemote, segmentVolume, volumeHeaderOf, type SegmentVolumeOptions } from '@purify/inference';
@@ -20,6 +20,8 @@ const SWAP_V2 = { w: [[3, 1.5, -2]], b: [-1.2, 0, 1] };
 
 let server: RunningServer;
 let client: SegmenterServiceClient;
+/** Every line the server logs (level debug: all it can write). */
+const logLines: string[] = [];
 
 beforeAll(async () => {
   // seg:1 — U-Net, 16×16 tile, trained (nominally) at 1 mm in-plane.
@@ -35,7 +37,7 @@ beforeAll(async () => {
     '--max-volume-bytes', String(MAX_VOLUME_BYTES),
     '--chunk-bytes', '4096',
     '--batch-size', '4',
-  ]);
+  ], new Logger('debug', {}, (line) => logLines.push(line)));
   client = createClient(SegmenterServiceClient, 'segmenter', { addresses: [server.address], defaultTimeoutMs: 20_000, maxAttempts: 1 });
   for (const name of ['seg', 'two']) await unaryCall(client, 'loadModel', { ref: { name, version: 0 } });
 });
@@ -124,6 +126,16 @@ describe('segmenter service', () => {
     expect(got.probabilities?.shape).toEqual([3, 5, 23, 37]);
     expect(maxAbsDiff(got.probabilities!.data, expected.probabilities!)).toBeLessThan(1e-6);
     expect(got.result.classes).toHaveLength(3);
+  });
+
+  it('logs a Segment call without the caller’s case id (a file name or DICOM UID may be in it)', async () => {
+    const caseId = 'DOE^JANE-19610417.nii.gz';
+    const before = logLines.length;
+    const got = await segmentRemote(client, ctVolume([2, 16, 16]), { model: { name: 'seg', version: 0 }, caseId });
+    expect(got.result.labels?.caseId).toBe(caseId);
+    const lines = logLines.slice(before);
+    expect(lines.filter((l) => (JSON.parse(l) as { msg: string }).msg === 'segmented')).toHaveLength(1);
+    expect(lines.filter((l) => /DOE|JANE|19610417/.test(l))).toEqual([]);
   });
 
   it('PredictPatches equals predictBatch on the same crops', async () => {

@@ -4,6 +4,7 @@
  *   watch          every new study (Orthanc's change feed, else QIDO-RS polling), with a persisted cursor
  *   export-phantom a CT DICOM series of the built-in phantom (files, and optionally STOW-RS to a PACS)
  */
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -63,6 +64,17 @@ function listArg(raw: string): string[] {
   return raw.split(',').map((s) => s.trim().toUpperCase()).filter((s) => s !== '');
 }
 
+/**
+ * The case id the segmenter gets for a series: `pacs-` and the first 16 hex
+ * digits of SHA-256(SeriesInstanceUID). The contract's `case_id` is an opaque,
+ * non-identifying key; a DICOM UID is an identifier (de-identification profiles
+ * replace it), so none leaves the bridge (docs/deploying.md, "Patient data").
+ * Deterministic: the same series always gets the same case id.
+ */
+export function pacsCaseId(seriesInstanceUid: string): string {
+  return `pacs-${createHash('sha256').update(seriesInstanceUid, 'utf8').digest('hex').slice(0, 16)}`;
+}
+
 interface SegmenterOpts {
   model?: ModelRef;
   segmenter?: string;
@@ -119,7 +131,7 @@ async function segmenterPipeline(opts: SegmenterOpts): Promise<{ segment: Segmen
     const res = await segmentRemote(client, volume, {
       model: served,
       timeoutMs: opts.segmentTimeoutMs,
-      caseId: context.series.seriesInstanceUid,
+      caseId: pacsCaseId(context.series.seriesInstanceUid),
       ...(context.signal ? { signal: context.signal } : {}),
     });
     return res.labels;
