@@ -18,8 +18,8 @@ function twoClass(p1: number[]): Float32Array {
 }
 
 describe('region features', () => {
-  it('schema v1: 24 named columns with ranges and normalisation', () => {
-    expect(FEATURE_SCHEMA.version).toBe('v1');
+  it('schema v2: 24 named columns with ranges and normalisation', () => {
+    expect(FEATURE_SCHEMA.version).toBe('v2');
     expect(NUM_FEATURES).toBe(24);
     expect(new Set(FEATURE_SCHEMA.features.map((f) => f.name)).size).toBe(24);
     for (const f of FEATURE_SCHEMA.features) {
@@ -138,14 +138,32 @@ describe('region features', () => {
     r.scores.forEach((v) => expect(v >= 0 && v <= 1).toBe(true));
   });
 
-  it('normalises the round by min(x, 20)/20 and the variance by 1/0.25', () => {
+  it('normalises the round by min(x, 20)/20 and the confidence as is', () => {
     const row = new Float32Array(NUM_FEATURES);
     row[col('round')] = 50;
-    row[col('patch_variance')] = 0.05;
+    row[col('max_probability')] = 0.93;
     const out = normalizeFeatures(row);
     expect(out[col('round')]).toBe(1);
-    expect(out[col('patch_variance')]).toBeCloseTo(0.2, 6);
-    expect(() => normalizeFeatures(new Float32Array(5))).toThrow('a feature matrix of schema v1 needs a multiple of 24 values, got 5');
+    expect(out[col('max_probability')]).toBeCloseTo(0.93, 6);
+    expect(() => normalizeFeatures(new Float32Array(5))).toThrow('a feature matrix of schema v2 needs a multiple of 24 values, got 5');
+  });
+
+  // Log scale from the floor 1e-4 to the column max: (log10 x + 4) / (log10 max + 4), clipped.
+  it.each([
+    ['js_divergence', 0, 0],
+    ['js_divergence', 1e-5, 0],
+    ['js_divergence', 1e-4, 0],
+    ['js_divergence', 1e-3, 0.25],
+    ['js_divergence', 0.01, 0.5],
+    ['js_divergence', 1, 1],
+    ['flip_js', 0.05, (Math.log10(0.05) + 4) / 4],
+    ['appearance_js', 2, 1],
+    ['patch_variance', 0.0025, (Math.log10(0.0025) + 4) / (Math.log10(0.25) + 4)],
+    ['patch_variance', 0.25, 1],
+  ])('log-scales %s: %f → %f', (name, raw, expected) => {
+    const row = new Float32Array(NUM_FEATURES);
+    row[col(name)] = raw;
+    expect(normalizeFeatures(row)[col(name)]).toBeCloseTo(expected, 5);
   });
 
   it('end to end with a context-free model: whole and composed agree everywhere', async () => {

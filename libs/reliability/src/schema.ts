@@ -10,7 +10,9 @@ export type FeatureTransform =
   /** x / divisor */
   | { readonly kind: 'scale'; readonly divisor: number }
   /** min(max(x, 0), max) / max */
-  | { readonly kind: 'clip-scale'; readonly max: number };
+  | { readonly kind: 'clip-scale'; readonly max: number }
+  /** (log10(max(x, floor)) − log10(floor)) / (log10(max) − log10(floor)), clipped to [0, 1]: small divergences spread out */
+  | { readonly kind: 'log-scale'; readonly floor: number; readonly max: number };
 
 /** One column (mirrors proto `FeatureSpec`, plus the machine-readable transform). */
 export interface FeatureSpec {
@@ -35,6 +37,23 @@ export const CLASS_FRACTION_COLUMNS = 8;
 const NONE: FeatureTransform = { kind: 'none' };
 const unit = (name: string, description: string): FeatureSpec => ({ name, description, min: 0, max: 1, normalization: 'none (already in [0, 1])', transform: NONE });
 
+/**
+ * Divergence floor of the log-scaled columns. The divergences the model makes
+ * between views live in [0, 0.05] bits (docs/reliability.md: the reliability
+ * study), where a linear [0, 1] scale leaves a policy network nothing to read;
+ * on a log scale from 1e-4 the same values span most of [0, 1].
+ */
+export const DIVERGENCE_FLOOR = 1e-4;
+
+const logScaled = (name: string, description: string, max: number): FeatureSpec => ({
+  name,
+  description,
+  min: 0,
+  max,
+  normalization: `(log10(max(x, ${DIVERGENCE_FLOOR})) − log10(${DIVERGENCE_FLOOR})) / (log10(${max}) − log10(${DIVERGENCE_FLOOR})), clipped to [0, 1]`,
+  transform: { kind: 'log-scale', floor: DIVERGENCE_FLOOR, max },
+});
+
 const classFractions: FeatureSpec[] = Array.from({ length: CLASS_FRACTION_COLUMNS }, (_, k) =>
   k < CLASS_FRACTION_COLUMNS - 1
     ? unit(`class_fraction_${k}`, `Fraction of the region's pixels whose pseudo-label is class ${k}${k === 0 ? ' (background)' : ''}.`)
@@ -42,34 +61,28 @@ const classFractions: FeatureSpec[] = Array.from({ length: CLASS_FRACTION_COLUMN
 );
 
 /**
- * Version `v1`, 24 columns. "Whole" = the whole-image prediction p_full (its
+ * Version `v2`, 24 columns (v1 had the same raw columns; v2 reads the four
+ * divergence/variance columns on a log scale). "Whole" = the whole-image prediction p_full (its
  * argmax is the pseudo-label), "composed" = the Gaussian-weighted stitching of
  * the independently predicted anchor patches p_comp. Every per-pixel quantity is
  * averaged over the region's pixels. JS divergences are in bits.
  */
 export const FEATURE_SCHEMA: FeatureSchema = Object.freeze({
-  version: 'v1',
+  version: 'v2',
   features: Object.freeze<FeatureSpec[]>([
-    unit('js_divergence', 'Mean Jensen–Shannon divergence (bits) between whole and composed class probabilities; 0 = identical.'),
+    logScaled('js_divergence', 'Mean Jensen–Shannon divergence (bits) between whole and composed class probabilities; 0 = identical.', 1),
     unit('argmax_agreement', 'Fraction of pixels where the whole and composed argmax labels agree.'),
     unit('dice_mean', 'Dice of the whole vs composed argmax masks per class, averaged over the classes present in either within the region.'),
-    {
-      name: 'patch_variance',
-      description: 'Mean over pixels and classes of the weighted variance of the class probability across the overlapping anchor patches.',
-      min: 0,
-      max: 0.25,
-      normalization: 'x / 0.25',
-      transform: { kind: 'scale', divisor: 0.25 },
-    },
+    logScaled('patch_variance', 'Mean over pixels and classes of the weighted variance of the class probability across the overlapping anchor patches.', 0.25),
     unit('max_probability', 'Mean of the largest whole-image class probability (confidence).'),
     unit('entropy', 'Mean entropy of the whole-image class probabilities divided by log K.'),
     ...classFractions,
     unit('foreground_fraction', 'Fraction of pixels whose pseudo-label is not background (class ≠ 0).'),
     unit('boundary_density', 'Fraction of pixels with a 4-neighbour (inside the slice) of another pseudo-label class.'),
     unit('flip_view', '1 when the horizontal-flip view was computed, else 0 (flip_js is then 0).'),
-    unit('flip_js', 'Mean JS divergence (bits) between the whole prediction and the prediction of the horizontally flipped image, flipped back.'),
+    logScaled('flip_js', 'Mean JS divergence (bits) between the whole prediction and the prediction of the horizontally flipped image, flipped back.', 1),
     unit('appearance_view', '1 when the appearance-perturbation view was computed, else 0 (appearance_js is then 0).'),
-    unit('appearance_js', 'Mean JS divergence (bits) between the whole prediction and the prediction of the gamma/contrast-perturbed image.'),
+    logScaled('appearance_js', 'Mean JS divergence (bits) between the whole prediction and the prediction of the gamma/contrast-perturbed image.', 1),
     unit('region_fraction', "Region pixels / stride² (smaller for edge cells and class-split parts)."),
     {
       name: 'round',
@@ -104,7 +117,22 @@ export function normalizeFeatures(raw: Float32Array, schema: FeatureSchema = FEA
   for (let i = 0; i < raw.length; i++) {
     const t = (schema.features[i % f] as FeatureSpec).transform;
     const x = raw[i] as number;
-    out[i] = t.kind === 'none' ? x : t.kind === 'scale' ? x / t.divisor : Math.min(Math.max(x, 0), t.max) / t.max;
+    out[i] = applyTransform(t, x);
   }
   return out;
+}
+
+function applyTransform(t: FeatureTransform, x: number): number {
+  switch (t.kind) {
+    case 'none':
+      return x;
+    case 'scale':
+      return x / t.divisor;
+    case 'clip-scale':
+      return Math.min(Math.max(x, 0), t.max) / t.max;
+    case 'log-scale': {
+      const lo = Math.log10(t.floor);
+      return Math.min(Math.max((Math.log10(Math.max(x, t.floor)) - lo) / (Math.log10(t.max) - lo), 0), 1);
+    }
+  }
 }

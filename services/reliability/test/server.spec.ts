@@ -57,9 +57,10 @@ describe('reliability service (fake segmenter)', () => {
   it('lists its service through reflection and serves the feature schema', async () => {
     expect(await listServices(server.address)).toContain('purify.v1.ReliabilityService');
     const schema = await unaryCall(client, 'getFeatureSchema', {});
-    expect(schema.version).toBe('v1');
+    expect(schema.version).toBe('v2');
     expect(schema.features.map((f) => f.name)).toEqual(FEATURE_SCHEMA.features.map((f) => f.name));
-    expect(schema.features[3]).toEqual({ name: 'patch_variance', description: FEATURE_SCHEMA.features[3]!.description, min: 0, max: 0.25, normalization: 'x / 0.25' });
+    expect(schema.features[3]).toEqual({ name: 'patch_variance', description: FEATURE_SCHEMA.features[3]!.description, min: 0, max: 0.25, normalization: FEATURE_SCHEMA.features[3]!.normalization });
+    expect(FEATURE_SCHEMA.features[3]!.normalization).toMatch(/^\(log10\(max\(x, 0\.0001\)\)/);
   });
 
   it('scores an image: the served result equals the library run locally on the same model', async () => {
@@ -75,7 +76,7 @@ describe('reliability service (fake segmenter)', () => {
     expect(r.grid!.regions.length).toBe(2 * 16);
     expect(r.features!.numRows).toBe(32);
     expect(r.features!.numFeatures).toBe(NUM_FEATURES);
-    expect(r.features!.schemaVersion).toBe('v1');
+    expect(r.features!.schemaVersion).toBe('v2');
     expect(r.maps).toEqual(maps);
     expect([r.segmentMs, r.patchesMs, r.featuresMs].every((t) => t >= 0)).toBe(true);
 
