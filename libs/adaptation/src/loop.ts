@@ -183,6 +183,12 @@ export interface AdaptationOptions {
   readonly signal?: AbortSignal | undefined;
   /** Reliability settings of the local pipeline (informational; ports own them). */
   readonly reliability?: ReliabilityOptions | undefined;
+  /**
+   * Which network the run returns (and the trainer publishes): the EMA
+   * `teacher` (default; the mean teacher's smoothed weights, the same network
+   * that labelled the target every round) or the last `student`.
+   */
+  readonly finalModel?: 'teacher' | 'student' | undefined;
 }
 
 export interface StepReport {
@@ -223,7 +229,7 @@ export const StopReason = { Completed: 'completed', Cancelled: 'cancelled' } as 
 export type StopReason = (typeof StopReason)[keyof typeof StopReason];
 
 export interface AdaptationResult {
-  /** The adapted student (the caller disposes it). */
+  /** The adapted network — the EMA teacher or the student, per `finalModel` (the caller disposes it). */
   readonly model: SegModel;
   readonly stopReason: StopReason;
   /** Rounds completed in total (including those before a resume). */
@@ -626,8 +632,14 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       }
       cb.onRound?.(report);
     }
-    const model = student;
-    student = undefined; // ownership passes to the caller
+    let model: SegModel;
+    if ((o.finalModel ?? 'teacher') === 'teacher') {
+      model = buildUNet(unet);
+      model.setWeights(ema.model.getWeights());
+    } else {
+      model = student;
+      student = undefined; // ownership passes to the caller
+    }
     return { model, stopReason, roundsDone, rounds: history, policy, unet };
   } finally {
     student?.dispose();
