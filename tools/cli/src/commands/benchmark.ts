@@ -446,7 +446,13 @@ async function runAndPrint(o: BenchmarkOptions, json: boolean): Promise<void> {
   output(json, results.map(({ adapt: _a, ...r }) => r), () => `${readFileSync(report, 'utf8')}\nreport: ${report} (and report.html beside it)`);
 }
 
-/** Defaults sized for this 2-core machine: the whole table within about 2 hours. */
+/**
+ * Defaults sized for this 2-core machine: the whole table (2 benchmarks × 3
+ * seeds × 8 methods) within about 2 hours. A training step of batch 8 costs
+ * ~0.65 s in the adaptation loop at 64 or 96 px alike (per-op overhead
+ * dominates), so the budget is set by the number of steps and rounds: each
+ * round adds a teacher pass, and for rule/rl a reliability pass and episodes.
+ */
 const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   out: 'runs/benchmark',
   benchmarks: ['ct-mr', 'ct-cbct'],
@@ -458,8 +464,8 @@ const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   slices: 32,
   sourceSteps: 300,
   augment: 'strong',
-  rounds: 3,
-  stepsPerRound: 40,
+  rounds: 2,
+  stepsPerRound: 50,
   batchSize: 8,
 };
 
