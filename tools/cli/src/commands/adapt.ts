@@ -53,6 +53,8 @@ export interface AdaptOptions {
   runDir: string;
   timeoutMs: number;
   json: boolean;
+  /** Where the one-line human summary goes (default stdout); a caller printing its own JSON on stdout passes stderr. */
+  summaryStream?: NodeJS.WritableStream;
 }
 
 interface RunFile {
@@ -251,7 +253,7 @@ export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
     writeJsonAtomic(join(out, 'summary.json'), summary);
     writeFileAtomic(join(out, 'summary.md'), summaryMarkdown(job, ordered, summary.wallMs));
     if (opts.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else process.stdout.write(`job ${jobId}: ${summary.state}${job.resultModel ? `, model ${job.resultModel.name}:${job.resultModel.version}` : ''}; summary in ${join(out, 'summary.md')}\n`);
+    else (opts.summaryStream ?? process.stdout).write(`job ${jobId}: ${summary.state}${job.resultModel ? `, model ${job.resultModel.name}:${job.resultModel.version}` : ''}; summary in ${join(out, 'summary.md')}\n`);
     if (job.state !== JobState.JOB_STATE_SUCCEEDED) throw new CliError(`job ${jobId} ${summary.state}: ${job.message} (run the same command again to resume it)`);
     return summary;
   } finally {

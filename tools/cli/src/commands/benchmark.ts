@@ -253,7 +253,8 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                   trainer: address('trainer'),
                   runDir: join(out, '.purify'),
                   timeoutMs: 120_000,
-                  json: false,
+                  json: false, // progress on stderr; stdout carries only the benchmark's own table or JSON
+                  summaryStream: process.stderr,
                 });
                 if (!adapt.resultModel) throw new CliError(`${method}: the job published no model`);
                 model = adapt.resultModel;
