@@ -369,3 +369,50 @@ describe('persistence and concurrency', () => {
     expect(again.metrics({ name: 'p', version: 1 })).toEqual(m);
   });
 });
+
+describe('Agent metric hooks', () => {
+  it('onReward: once per accepted reward, with the version whose decision it rewards; nothing for a refused request', async () => {
+    const calls: [string, number][] = [];
+    const { agent } = await fresh({ onReward: (policy, reward) => calls.push([`${policy.name}:${policy.version}`, reward]) });
+    await agent.policies.register({ name: 'p', spec: SPEC3 }); // p:2, a candidate
+    const v1 = ids(await agent.act(act([[0, 0, 0], [0.5, 0, 0]])));
+    const v2 = ids(await agent.act(act([[1, 0, 0]], 'job', { policy: { name: 'p', version: 2 } })));
+    await agent.feedback([
+      { decisionId: v1[0] as string, reward: 0.5, done: false },
+      { decisionId: v2[0] as string, reward: 2, done: true },
+      { decisionId: v1[1] as string, reward: -1, done: true },
+    ]);
+    // Refused as a whole (one id unknown): no calls.
+    await expect(agent.feedback([{ decisionId: 'main~nope', reward: 9, done: false }])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(calls).toEqual([['p:1', 0.5], ['p:2', 2], ['p:1', -1]]);
+  });
+
+  it('onPromoted: every promoted version at open, then each change seen here or made by another replica (0 = none)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'agent-'));
+    const seen: string[] = [];
+    const agent = await openAgent(root, { onPromoted: (p) => seen.push(`${p.name}:${p.version}`) });
+    const other = await openAgent(root, { replicaId: 'b' });
+    // [step, what it does, promoted versions reported by `agent` during it]
+    const steps: [string, () => Promise<unknown>, string[]][] = [
+      ['register p (first version: promoted)', () => agent.policies.register({ name: 'p', spec: SPEC3 }), ['p:1']],
+      ['register p:2 as a candidate', () => agent.policies.register({ name: 'p', spec: SPEC3 }), []],
+      ['register q:1', () => agent.policies.register({ name: 'q', spec: SPEC3 }), ['q:1']],
+      ['promote p:2', () => agent.policies.promote({ name: 'p', version: 2 }), ['p:2']],
+      ['promote p:2 again', () => agent.policies.promote({ name: 'p', version: 2 }), []],
+      ['archive p:2 (p has no promoted version)', () => agent.policies.archive({ name: 'p', version: 2 }), ['p:0']],
+      ['replica b promotes p:1; this agent acts on p:1', async () => {
+        await other.policies.promote({ name: 'p', version: 1 });
+        return agent.act(act([[0, 0, 0]], 'job', { policy: { name: 'p', version: 0 } }));
+      }, ['p:1']],
+    ];
+    for (const [step, run, expected] of steps) {
+      const before = seen.length;
+      await run();
+      expect([step, seen.slice(before)]).toEqual([step, expected]);
+    }
+    // A new process reports every name's promoted version when it opens.
+    const reopened: string[] = [];
+    await openAgent(root, { replicaId: 'c', onPromoted: (p) => reopened.push(`${p.name}:${p.version}`) });
+    expect(reopened.sort()).toEqual(['p:1', 'q:1']);
+  });
+});

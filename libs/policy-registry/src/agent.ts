@@ -43,6 +43,16 @@ export interface AgentOptions {
   readonly autoPromote?: boolean;
   /** Called when an automatic update fails (the feedback that triggered it is still accepted). */
   readonly onAutoUpdateError?: (policy: PolicyRef, error: unknown) => void;
+  /** Called once per accepted reward, after it is stored, with the version whose decision it rewards (metrics; must not throw). */
+  readonly onReward?: (policy: PolicyRef, reward: number) => void;
+  /**
+   * Called with a name's promoted version — the one Act serves for version 0 —
+   * when this process first sees it (every name, at open) and whenever it sees
+   * it change: Register/Promote/Archive here, or another replica's change on
+   * the next request for that name. Version 0 = the name has no promoted
+   * version any more (metrics; must not throw).
+   */
+  readonly onPromoted?: (policy: PolicyRef) => void;
   readonly now?: () => Date;
 }
 
@@ -81,7 +91,8 @@ export class Agent {
     if (!(Number.isSafeInteger(o.maxBufferedDecisions) && o.maxBufferedDecisions > 0)) throw invalid('max_buffered_decisions', 'must be an integer > 0', o.maxBufferedDecisions);
     if (!(Number.isSafeInteger(o.autoUpdateTransitions) && o.autoUpdateTransitions >= 0)) throw invalid('auto_update_transitions', 'must be an integer >= 0', o.autoUpdateTransitions);
     const now = o.now ?? (() => new Date());
-    const policies = new PolicyRegistry(o.root, o.factory, now);
+    const policies = new PolicyRegistry(o.root, o.factory, now, o.onPromoted);
+    if (o.onPromoted) policies.refreshAll();
     const experiments = new ExperimentStore(o.root, policies, now);
     const experience = await ExperienceStore.open(join(o.root, 'buffers', o.replicaId), {
       ttlMs: o.decisionTtlMs,
@@ -169,7 +180,10 @@ export class Agent {
 
   /** Rewards earlier decisions (all or nothing), then runs due automatic updates. */
   async feedback(rewards: readonly RewardInput[]): Promise<FeedbackOutput> {
-    const affected = await this.experience.reward(rewards);
+    const versions = await this.experience.reward(rewards);
+    const affected = [...new Map(versions.map((ref) => [formatRef(ref), ref])).values()];
+    const onReward = this.options.onReward;
+    if (onReward) rewards.forEach((r, i) => onReward(versions[i] as PolicyRef, r.reward));
     const updated: PolicyRef[] = [];
     const threshold = this.options.autoUpdateTransitions;
     if (threshold > 0) {

@@ -220,7 +220,8 @@ export class ExperienceStore {
 
   /**
    * Attaches rewards exactly once. The whole request is checked first; when
-   * anything is wrong nothing changes. Returns the affected versions.
+   * anything is wrong nothing changes. Returns the version each reward went
+   * to (the one that made its decision), in the order of `rewards`.
    */
   async reward(rewards: readonly RewardInput[]): Promise<PolicyRef[]> {
     return this.mutex.run('log', async () => {
@@ -249,14 +250,10 @@ export class ExperienceStore {
       if (unknown.length > 0) throw notFound(`unknown decision ids (never issued, expired without a reward, or consumed by an update): ${unknown.join(', ')}`);
       if (twice.length > 0) throw invalid('rewards[].decision_id', 'must not be rewarded twice; already rewarded', twice.join(', '));
       const record: LogRecord = { k: 'fb', r: rewards.map((r) => [r.decisionId, r.reward, r.done]) };
-      const affected = new Map<string, PolicyRef>();
-      for (const r of rewards) {
-        const ref = (this.byId.get(r.decisionId) as Decision).version.ref;
-        affected.set(formatRef(ref), ref);
-      }
+      const versions = rewards.map((r) => (this.byId.get(r.decisionId) as Decision).version.ref);
       await this.append([record]);
       this.apply(record);
-      return [...affected.values()];
+      return versions;
     });
   }
 

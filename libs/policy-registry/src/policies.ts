@@ -88,6 +88,12 @@ export class PolicyRegistry {
     root: string,
     private readonly factory: PolicyFactory,
     private readonly now: () => Date = () => new Date(),
+    /**
+     * Called with a name's promoted version when a read first sees it (> 0) or
+     * sees it change (0 = none any more): writes by this process and by other
+     * replicas alike, since every read re-checks the state file. Must not throw.
+     */
+    private readonly onPromotedChange?: (ref: PolicyRef) => void,
   ) {
     this.dir = join(root, 'policies');
     mkdirSync(this.dir, { recursive: true });
@@ -209,6 +215,11 @@ export class PolicyRegistry {
     return policy;
   }
 
+  /** Re-reads every name (what changed on disk), reporting promoted versions to `onPromotedChange`. */
+  refreshAll(): void {
+    for (const name of this.names()) this.refresh(name);
+  }
+
   /** Releases every loaded network. */
   close(): void {
     for (const policy of this.loaded.values()) policy.dispose();
@@ -245,6 +256,7 @@ export class PolicyRegistry {
     const state = readJson<StateFile>(join(this.nameDir(name), 'state.json')) ?? EMPTY_STATE;
     const fresh = { signature, metas, state };
     this.cache.set(name, fresh);
+    if (state.promoted !== (cached?.state.promoted ?? 0)) this.onPromotedChange?.({ name, version: state.promoted });
     return fresh;
   }
 

@@ -36,3 +36,4 @@ export type { ReadyMessage, ServiceDefinitionSpec, ServiceSchema } from './servi
 export * as validate from './validate';
 export { readSetup } from './streams';
 export type { SetupOrChunk } from './streams';
+export { parseSamples, scrape, scrapeText, valuesOf, type Sample } from './prometheus-scrape';

@@ -24,6 +24,7 @@ import { version as VERSION } from '../package.json';
  * | `purify.loaded.version` gauge | `purify_loaded_version` | `purify_kind` (model/policy), `purify_name` |
  *
  * Label values are names, versions and status codes only — never patient data.
+ * Which service records which, and when: docs/deploying.md § Metrics.
  */
 
 export const MetricName = {

@@ -149,9 +149,16 @@ export async function startInProcess<S extends ServiceSchema>(
   // the process default is restored after (other in-process services keep theirs).
   const previous = defaultClientTls();
   setDefaultClientTls(clientTls);
+  // Metrics before build, as in runService: what the service records while it is
+  // built (the versions it loads, its queue at start) reaches the endpoint. The
+  // server takes this same pipeline over and stops it with itself.
+  const metricsHandle = base.metricsPort > 0 ? await startMetrics(spec.kind, { prometheusPort: base.metricsPort, prometheusHost: base.host }) : undefined;
   let built: Omit<StartServerOptions, 'kind' | 'settings' | 'logger'>;
   try {
     built = await spec.build(config, logger);
+  } catch (err) {
+    await metricsHandle?.shutdown();
+    throw err;
   } finally {
     setDefaultClientTls(previous);
   }

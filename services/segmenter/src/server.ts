@@ -1,5 +1,5 @@
 import { DType, SegmenterServiceService, type SegmenterServiceServer, type VolumeHeader } from '@purify/proto';
-import { ErrorCode, PurifyError, SpanAttr, addSpanAttributes, bidiStream, opt, readSetup, runService, serverSchema, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
+import { ErrorCode, PurifyError, SpanAttr, addSpanAttributes, bidiStream, opt, readSetup, runService, serverSchema, serviceMetrics, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import {
   ChunkAssembler,
@@ -89,6 +89,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
       try {
         const { lease, loaded } = await pool.acquireLoading(name, version);
         if (loaded) {
+          serviceMetrics.loadedVersion('model', loaded.info.key.name, loaded.info.key.version);
           ctx.logger.info('model loaded on demand', {
             model: `${name}:${version}`,
             replaced: loaded.replaced ? `${loaded.replaced.name}:${loaded.replaced.version}` : undefined,
@@ -126,6 +127,8 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
           const ref = validate.modelRef(req.ref, 'ref');
           const outcome = await mapped(() => pool.load(ref.name, ref.version));
           const { info } = outcome;
+          // Recorded on every successful LoadModel (also when nothing changed): the gauge is what serves now.
+          serviceMetrics.loadedVersion('model', info.key.name, info.key.version);
           addSpanAttributes({ [SpanAttr.ModelName]: info.key.name, [SpanAttr.ModelVersion]: info.key.version }, ctx);
           if (outcome.changed) {
             env.logger.info('model loaded', {
@@ -142,7 +145,11 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
         unloadModel: unary(env, 'UnloadModel', async (req) => {
           const ref = validate.modelRef(req.ref, 'ref');
           const wasLoaded = await pool.unload(ref.name, ref.version);
-          if (wasLoaded) env.logger.info('model unloaded', { model: `${ref.name}:${ref.version}` });
+          if (wasLoaded) {
+            // 0 = no version of this name serves here any more.
+            serviceMetrics.loadedVersion('model', ref.name, 0);
+            env.logger.info('model unloaded', { model: `${ref.name}:${ref.version}` });
+          }
           return { wasLoaded };
         }),
 
@@ -208,6 +215,8 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
               if (bad >= 0) throw validate.invalid('chunk.data', `must hold finite voxels (no NaN or ±Inf) in ${describeVolume(header)}`, `${volume.data[bad]} at voxel ${bad}`);
             }
             const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, signal: ctx.signal }));
+            // Voxels of the volume as sent ([z, y, x]), over the whole pass (resampling, tiles, TTA, stitching).
+            serviceMetrics.inference(volume.data.length, res.timings.totalMs / 1000, { name: res.model.name, version: res.model.version });
             addSpanAttributes({ [SpanAttr.ModelName]: res.model.name, [SpanAttr.ModelVersion]: res.model.version, [SpanAttr.VoxelCount]: volume.data.length, [SpanAttr.BatchSize]: batchSize }, ctx);
             // Not the caller's case_id: whatever a caller puts there (a file name, a DICOM UID) stays out of the logs; the line's traceId links it to the caller.
             ctx.logger.info('segmented', { model: `${res.model.name}:${res.model.version}`, shapeZyx: header.shapeZyx, ...res.timings });
@@ -254,6 +263,8 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
             }
             const data = arrayFromBytes(patches.data, DType.DTYPE_FLOAT32, 'patches.data') as Float32Array;
             const res = await mapped(() => predictPatches(model, { data, shape: [n, c, h, w] }, { batchSize: config.batchSize, signal: ctx.signal }));
+            // n patches of h × w pixels each (channels are inputs of one pixel, not more voxels).
+            serviceMetrics.inference(n * h * w, res.inferenceMs / 1000, { name: model.key.name, version: model.key.version });
             addSpanAttributes({ [SpanAttr.ModelName]: model.key.name, [SpanAttr.ModelVersion]: model.key.version, [SpanAttr.PatchCount]: n, [SpanAttr.BatchSize]: config.batchSize }, ctx);
             const p = res.probabilities;
             return {

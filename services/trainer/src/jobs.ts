@@ -8,11 +8,16 @@
  * shuts down mid-job leaves it RUNNING on disk (that is what makes the next
  * server resume it). A FAILED or CANCELLED job is resumed by StartJob with the
  * same id and spec.
+ *
+ * Metrics: `purify_queue_depth{purify_queue="jobs"}` is the number of PENDING
+ * jobs (waiting; the one RUNNING is not counted), recorded whenever it may have
+ * changed; every training step records `purify_training_step_duration` under
+ * the job's model name (see {@link stepModelLabel}).
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { JobSpec, JobState, type Job, type JobEvent } from '@purify/proto';
-import { ErrorCode, PurifyError, type Logger } from '@purify/runtime';
+import { ErrorCode, PurifyError, serviceMetrics, type Logger } from '@purify/runtime';
 import type { RoundReport, StepReport, WeightStatistics } from '@purify/adaptation';
 import { checkSpec, type CheckedSpec } from './job-spec';
 import { runJob, type RunnerSettings } from './job-runner';
@@ -37,6 +42,16 @@ interface Entry {
 /** The spec as stored and compared (job id filled in). */
 function specKey(spec: JobSpec): string {
   return JSON.stringify(JobSpec.toJSON(spec));
+}
+
+/**
+ * The `purify_model_name` of a job's training steps: its `output_model`, else
+ * the name of its `init_model`, else none. Never the job id (the default output
+ * name `adapted-<job id>` would make one series per job).
+ */
+function stepModelLabel(spec: JobSpec): { name: string } | undefined {
+  const name = spec.outputModel !== '' ? spec.outputModel : (spec.initModel?.name ?? '');
+  return name === '' ? undefined : { name };
 }
 
 export class JobManager {
@@ -64,6 +79,7 @@ export class JobManager {
         this.setState(entry, JobState.JOB_STATE_PENDING, 'resuming from the last checkpoint after a restart');
       }
     }
+    this.recordQueueDepth();
     this.kick();
   }
 
@@ -117,6 +133,7 @@ export class JobManager {
     this.jobs.set(id, entry);
     this.store.save(job);
     this.emit(entry, { $case: 'state', state: JobState.JOB_STATE_PENDING });
+    this.recordQueueDepth();
     this.kick();
     return job;
   }
@@ -197,6 +214,14 @@ export class JobManager {
     this.store.save(e.job);
     if (message !== '') this.emit(e, { $case: 'log', log: message });
     this.emit(e, { $case: 'state', state });
+    this.recordQueueDepth();
+  }
+
+  /** `purify_queue_depth{purify_queue="jobs"}`: the jobs waiting to run (PENDING). */
+  private recordQueueDepth(): void {
+    let pending = 0;
+    for (const e of this.jobs.values()) if (e.job.state === JobState.JOB_STATE_PENDING) pending++;
+    serviceMetrics.queueDepth('jobs', pending);
   }
 
   private save(e: Entry): void {
@@ -237,6 +262,7 @@ export class JobManager {
     const checked = e.checked;
     this.setState(e, JobState.JOB_STATE_RUNNING, '');
     const log = this.logger;
+    const stepModel = stepModelLabel(spec);
     let lastSave = 0;
     try {
       const outcome = await runJob(
@@ -252,6 +278,7 @@ export class JobManager {
             if (s.resumed) this.emit(e, { $case: 'log', log: `resumed from the checkpoint after round ${s.startRound}` });
           },
           onStep: (s: StepReport) => {
+            serviceMetrics.trainingStep(s.ms / 1000, stepModel);
             job.progress = { round: s.round, rounds: checked.hyperparameters.rounds, step: s.step, steps: checked.hyperparameters.stepsPerRound };
             this.emit(e, { $case: 'step', step: { round: s.round, step: s.step, loss: s.loss, sourceLoss: s.sourceLoss, targetLoss: s.targetLoss, learningRate: s.learningRate, stepMs: s.ms } });
             if (Date.now() - lastSave > 2000) {
