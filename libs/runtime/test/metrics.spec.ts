@@ -3,7 +3,7 @@
 import { get } from 'node:http';
 import { AgentServiceClient, AgentServiceService, type ActRequest, type ActResponse } from '@purify/proto';
 import { activeMetrics, metricExportersFromEnv } from '@purify/telemetry';
-import { Logger, LogLevel, PurifyError, createClient, freeLoopbackPort, serviceMetrics, startServer, unary, unaryCall, type RunningServer } from '../src';
+import { Logger, LogLevel, PurifyError, createClient, freeLoopbackPort, parseSamples, serviceMetrics, startServer, unary, unaryCall, valuesOf, type RunningServer } from '../src';
 
 
 function scrape(url: string): Promise<{ status: number; body: string }> {
@@ -16,29 +16,6 @@ function scrape(url: string): Promise<{ status: number; body: string }> {
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     }).on('error', reject);
   });
-}
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses Prometheus text exposition lines `name{a="b",…} value` (comments skipped). */
-function samples(text: string): Sample[] {
-  return text
-    .split('\n')
-    .filter((line) => line !== '' && !line.startsWith('#'))
-    .map((line) => {
-      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      if (!m) throw new Error(`not a sample line: ${line}`);
-      const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1] as string, l[2] as string]));
-      return { name: m[1] as string, labels, value: Number(m[3]) };
-    });
-}
-
-function find(all: Sample[], name: string, labels: Record<string, string>): number[] {
-  return all.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).map((s) => s.value);
 }
 
 let server: RunningServer | undefined;
@@ -82,7 +59,7 @@ describe('Prometheus endpoint', () => {
 
     const res = await scrape(`http://${server.metricsAddress}/metrics`);
     expect(res.status).toBe(200);
-    const all = samples(res.body);
+    const all = parseSamples(res.body);
     const act = { rpc_service: 'purify.v1.AgentService', rpc_method: 'Act' };
     // [metric, labels, expected values]
     const expectations: [string, Record<string, string>, number[]][] = [
@@ -106,7 +83,7 @@ describe('Prometheus endpoint', () => {
       ['purify_loaded_version', { purify_kind: 'model', purify_name: 'unet' }, [3]],
     ];
     for (const [name, labels, expected] of expectations) {
-      expect([name, labels, find(all, name, labels)]).toEqual([name, labels, expected]);
+      expect([name, labels, valuesOf(all, name, labels)]).toEqual([name, labels, expected]);
     }
     // Health checks and reflection are not counted.
     expect(all.filter((s) => s.labels['rpc_service'] === 'grpc.health.v1.Health')).toEqual([]);
