@@ -107,6 +107,29 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(res.rounds[1]!.metrics['proxy_reward']).toEqual(expect.any(Number));
   });
 
+  it('returns the EMA teacher by default: after two steps, the mean of the students after step 1 and step 2 (α₁ = ½)', async () => {
+    const run = async (steps: number, finalModel?: 'teacher' | 'student'): Promise<Float32Array> => {
+      const o = options(Method.SourceOnly, { hyperparameters: resolveHyperparameters(Method.SourceOnly, { rounds: 1, stepsPerRound: steps, batchSize: 2 }), ...(finalModel ? { finalModel } : {}) });
+      const res = await runAdaptation(o);
+      try {
+        return Float32Array.from(res.model.getWeights().flatMap((w) => Array.from(w.values)));
+      } finally {
+        res.model.dispose();
+      }
+    };
+    const student1 = await run(1, 'student');
+    const student2 = await run(2, 'student');
+    const teacher1 = await run(1);
+    const teacher2 = await run(2);
+    // The warm-up α₀ = 0 makes the teacher a copy of the student after the first update.
+    expect(Array.from(teacher1)).toEqual(Array.from(student1));
+    // Then α₁ = min(1 − 1/2, 0.99) = ½ (DAFormer's warm-up).
+    const expected = student1.map((v, i) => 0.5 * v + 0.5 * (student2[i] as number));
+    expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (expected[i] as number))))).toBeLessThan(1e-6);
+    // And the teacher is not the student.
+    expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (student2[i] as number))))).toBeGreaterThan(1e-4);
+  });
+
   it('resumes from the round checkpoint after a cancel and finishes the remaining round', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'adapt-loop-'));
     try {
