@@ -82,6 +82,8 @@ describe('region features', () => {
     expect(Array.from(r.maps.composedLabel)).toEqual([1, 1, 0, 0, 1, 1, 1, 1]);
     expect(Array.from(r.maps.regionIndex)).toEqual([0, 0, 1, 1, 0, 0, 1, 1]);
     expect(r.maps.jsDivergence[6]).toBeCloseTo(0.124511, 5);
+    // max over classes of the whole prediction, pixel by pixel (p_1 given above, p_0 = 1 − p_1)
+    Array.from(r.maps.maxProbability).forEach((v, i) => expect([i, v]).toEqual([i, expect.closeTo([0.9, 0.9, 0.8, 0.8, 0.9, 0.9, 0.8, 0.6][i]!, 6)]));
   });
 
   it('views: a flip view equal to the whole prediction agrees perfectly; a disjoint one gives 1 bit', () => {

@@ -32,6 +32,8 @@ export interface ReliabilityMaps {
   readonly jsDivergence: Float32Array;
   /** Region index of every pixel (as float). */
   readonly regionIndex: Float32Array;
+  /** max over classes of p_full: the whole-image prediction's confidence, [0, 1]. */
+  readonly maxProbability: Float32Array;
 }
 
 export interface ReliabilityResult {
@@ -211,6 +213,7 @@ export function computeFeatures(inputs: FeatureInputs): ReliabilityResult {
       patchVariance: composition.variance,
       jsDivergence: jsMap,
       regionIndex: Float32Array.from(regionOf),
+      maxProbability: Float32Array.from(maxMap),
     },
   };
 }

@@ -69,6 +69,8 @@ export function mapOf(maps: ReliabilityMaps, kind: MapKind): Float32Array {
       return maps.patchVariance;
     case MapKind.MAP_KIND_JS_DIVERGENCE:
       return maps.jsDivergence;
+    case MapKind.MAP_KIND_MAX_PROBABILITY:
+      return maps.maxProbability;
     default:
       return maps.regionIndex;
   }

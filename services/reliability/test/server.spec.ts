@@ -66,7 +66,7 @@ describe('reliability service (fake segmenter)', () => {
   it('scores an image: the served result equals the library run locally on the same model', async () => {
     // 2×32×32, P 16, s 8, shift, both views, every map; local reference: the library with the toy network called directly.
     const raw = phantom();
-    const maps = [MapKind.MAP_KIND_RELIABILITY, MapKind.MAP_KIND_PSEUDO_LABEL, MapKind.MAP_KIND_COMPOSED_LABEL, MapKind.MAP_KIND_PATCH_VARIANCE, MapKind.MAP_KIND_JS_DIVERGENCE, MapKind.MAP_KIND_REGION_INDEX];
+    const maps = [MapKind.MAP_KIND_RELIABILITY, MapKind.MAP_KIND_PSEUDO_LABEL, MapKind.MAP_KIND_COMPOSED_LABEL, MapKind.MAP_KIND_PATCH_VARIANCE, MapKind.MAP_KIND_JS_DIVERGENCE, MapKind.MAP_KIND_REGION_INDEX, MapKind.MAP_KIND_MAX_PROBABILITY];
     const out = await score(client, setup({ config: config({ flipView: true, appearanceView: true, seed: 5 }), maps, round: 2 }), raw);
     const r = out.result;
     expect(r.model).toEqual({ name: 'toy', version: 3 });
@@ -100,6 +100,7 @@ describe('reliability service (fake segmenter)', () => {
     expect(Array.from(out.maps.get(MapKind.MAP_KIND_PSEUDO_LABEL)!)).toEqual(Array.from(local.maps.pseudoLabel));
     expect(Array.from(out.maps.get(MapKind.MAP_KIND_REGION_INDEX)!)).toEqual(Array.from(local.maps.regionIndex));
     out.maps.get(MapKind.MAP_KIND_RELIABILITY)!.forEach((v, i) => expect(v).toBeCloseTo(local.maps.reliability[i]!, 5));
+    out.maps.get(MapKind.MAP_KIND_MAX_PROBABILITY)!.forEach((v, i) => expect(v).toBeCloseTo(local.maps.maxProbability[i]!, 5));
     // The toy network sees zero padding at patch edges, so patches disagree somewhere: the features are not trivial.
     expect(Math.max(...out.maps.get(MapKind.MAP_KIND_JS_DIVERGENCE)!)).toBeGreaterThan(1e-4);
     expect(Math.max(...out.maps.get(MapKind.MAP_KIND_PATCH_VARIANCE)!)).toBeGreaterThan(1e-5);

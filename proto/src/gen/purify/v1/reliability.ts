@@ -83,6 +83,8 @@ export enum MapKind {
   MAP_KIND_JS_DIVERGENCE = 5,
   /** MAP_KIND_REGION_INDEX - Region index of every pixel (as float). */
   MAP_KIND_REGION_INDEX = 6,
+  /** MAP_KIND_MAX_PROBABILITY - Confidence of the whole-image prediction: max over classes of p_full, in [0, 1]. */
+  MAP_KIND_MAX_PROBABILITY = 7,
   UNRECOGNIZED = -1,
 }
 
@@ -109,6 +111,9 @@ export function mapKindFromJSON(object: any): MapKind {
     case 6:
     case "MAP_KIND_REGION_INDEX":
       return MapKind.MAP_KIND_REGION_INDEX;
+    case 7:
+    case "MAP_KIND_MAX_PROBABILITY":
+      return MapKind.MAP_KIND_MAX_PROBABILITY;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -132,6 +137,8 @@ export function mapKindToJSON(object: MapKind): string {
       return "MAP_KIND_JS_DIVERGENCE";
     case MapKind.MAP_KIND_REGION_INDEX:
       return "MAP_KIND_REGION_INDEX";
+    case MapKind.MAP_KIND_MAX_PROBABILITY:
+      return "MAP_KIND_MAX_PROBABILITY";
     case MapKind.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
