@@ -84,6 +84,7 @@ export class LocalReliabilityPort implements ReliabilityPort {
       scores: result.scores,
       pseudoLabel: Uint8Array.from(result.maps.pseudoLabel),
       regionIndex: Int32Array.from(result.maps.regionIndex),
+      maxProbability: result.maps.maxProbability,
     };
   }
 }

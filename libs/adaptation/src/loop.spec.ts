@@ -30,7 +30,8 @@ function options(method: Method, extra: Partial<AdaptationOptions> = {}): Adapta
     numClasses: 2,
     tileYx: [16, 16],
     unet: { depth: 2, baseWidth: 4, seed: 3 },
-    hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 2, batchSize: 2 }),
+    // The tiny untrained network is neither 0.968-confident (K = 2) nor 0.5-reliable: low gates so every method has a target term.
+    hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 2, batchSize: 2, pixelGate: 0.5, ...(method === Method.Confidence ? { threshold: 0.5 } : method === Method.Rule ? { threshold: 0.01 } : {}) }),
     rl: { pretrainEpisodes: 1, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1 },
     seed: 5,
     ports: { teacher: teacherPort, reliability: new LocalReliabilityPort(teacherPort, { patchSize: 8, stride: 8 }), agent },
@@ -47,7 +48,14 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     const before = tf.memory().numTensors;
     const steps: string[] = [];
     const rounds: RoundReport[] = [];
-    const res = await runAdaptation(o, { onStep: (e) => steps.push(`${e.round}.${e.step}`), onRound: (r) => rounds.push(r) });
+    const losses: { source: number; target: number }[] = [];
+    const res = await runAdaptation(o, {
+      onStep: (e) => {
+        steps.push(`${e.round}.${e.step}`);
+        losses.push({ source: e.sourceLoss, target: e.targetLoss });
+      },
+      onRound: (r) => rounds.push(r),
+    });
     res.model.dispose();
     expect(tf.memory().numTensors).toBe(before);
     expect(res.stopReason).toBe('completed');
@@ -64,6 +72,11 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     // One teacher per round for the methods that need pseudo-labels, none otherwise.
     expect(o.teacherPort.published.length).toBe(usesTeacher ? 2 : 0);
     if (method === 'source-only') expect(rounds[0]!.weights.pixels).toBe(0);
+    // The oracle's whole batch is labelled target slices under the supervised loss: no pseudo-label term.
+    // Every other method with a target has one.
+    expect(losses.every((l) => l.source > 0)).toBe(true);
+    if (method === 'source-only' || method === 'oracle') expect(losses.every((l) => l.target === 0)).toBe(true);
+    else expect(losses.some((l) => l.target > 0)).toBe(true);
     // Oracle and naive: every target pixel at weight 1 (2 volumes × 2 slices × 256 pixels).
     if (method === 'oracle' || method === 'naive') expect(rounds[0]!.weights).toMatchObject({ mean: 1, zeroFraction: 0, pixels: 1024 });
     if (method === 'rule' || method === 'rl') expect(rounds[0]!.metrics['mean_reliability']).toBeGreaterThan(0);

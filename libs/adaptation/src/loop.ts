@@ -28,7 +28,7 @@ import type { AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, Scor
 import { episodicReward, proxyReward, regionAccuracy, regionRewards, wrongRegionBalance, type ProxyFigures } from './rewards';
 import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 import { adaptationStep } from './step';
-import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
+import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, gatedRegionPixelWeights, naiveWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
 
 /** Hyper-parameters shared by every method (proto `TrainingHyperparameters`). */
 export interface AdaptationHyperparameters {
@@ -43,9 +43,15 @@ export interface AdaptationHyperparameters {
   readonly emaDecay: number;
   /** `confidence`: max-prob threshold (default 0.968); `rule`: reliability threshold (default 0.5). */
   readonly threshold: number;
+  /**
+   * `rule` / `rl`: the pixel confidence gate under the region weights — a pixel
+   * whose pseudo-label max-probability is below it gets weight 0 (default
+   * 0.968, DAFormer's threshold; any value ≤ 1/K keeps every pixel).
+   */
+  readonly pixelGate: number;
 }
 
-export const DEFAULT_HYPERPARAMETERS: Readonly<Omit<AdaptationHyperparameters, 'threshold'>> = Object.freeze({
+export const DEFAULT_HYPERPARAMETERS: Readonly<Omit<AdaptationHyperparameters, 'threshold' | 'pixelGate'>> = Object.freeze({
   rounds: 4,
   stepsPerRound: 50,
   batchSize: 8,
@@ -76,6 +82,7 @@ export function resolveHyperparameters(method: Method, h: Partial<AdaptationHype
     targetWeight: pick(h.targetWeight, DEFAULT_HYPERPARAMETERS.targetWeight),
     emaDecay: pick(h.emaDecay, DEFAULT_HYPERPARAMETERS.emaDecay),
     threshold: pick(h.threshold, method === Method.Rule ? RULE_THRESHOLD : DAFORMER_THRESHOLD),
+    pixelGate: pick(h.pixelGate, DAFORMER_THRESHOLD),
   };
   const bad = (field: string, want: string, got: number): never => {
     throw new AdaptationConfigError(`hyperparameters.${field}`, `\`hyperparameters.${field}\` must be ${want}, got ${got}`);
@@ -90,6 +97,7 @@ export function resolveHyperparameters(method: Method, h: Partial<AdaptationHype
   if (!(r.targetWeight >= 0 && r.targetWeight <= 100)) bad('target_weight', 'a number in [0, 100]', r.targetWeight);
   if (!(r.emaDecay >= 0 && r.emaDecay < 1)) bad('ema_decay', 'a number in [0, 1)', r.emaDecay);
   if (!(r.threshold > 0 && r.threshold <= 1)) bad('threshold', 'a number in (0, 1]', r.threshold);
+  if (!(r.pixelGate > 0 && r.pixelGate <= 1)) bad('pixel_gate', 'a number in (0, 1]', r.pixelGate);
   return r;
 }
 
@@ -197,7 +205,9 @@ export interface StepReport {
   readonly step: number;
   readonly globalStep: number;
   readonly loss: number;
+  /** The supervised term (CE + soft Dice): on source slices, or for the oracle on labelled target slices. */
   readonly sourceLoss: number;
+  /** The weighted pseudo-label term before λ (0 for source-only and the oracle). */
   readonly targetLoss: number;
   readonly learningRate: number;
   readonly ms: number;
@@ -430,7 +440,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
             regionWeights = r.weights;
             decisionIds.push(...r.decisionIds);
           }
-          weights = regionPixelWeights(regionWeights, scored.regionIndex);
+          weights = gatedRegionPixelWeights(regionWeights, scored.regionIndex, scored.maxProbability, h.pixelGate);
         }
         pseudo.set(v.id, label);
         weightMaps.push(weights);
@@ -454,7 +464,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         const r = await act(scored, `${o.runId}/sim/${pt.id}`, round, false, { simulated: 'true' });
         const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions);
         items.push({ ids: r.decisionIds, weights: r.weights, accuracy });
-        tslices.push(...targetSlices(pt, scored.pseudoLabel, regionPixelWeights(r.weights, scored.regionIndex)));
+        tslices.push(...targetSlices(pt, scored.pseudoLabel, gatedRegionPixelWeights(r.weights, scored.regionIndex, scored.maxProbability, h.pixelGate)));
       }
       // The episode's scratch student: a copy of the current student, trained briefly on source + weighted pseudo-target.
       const scratch = buildUNet(student!.config);
@@ -567,10 +577,14 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       cb.onWeights?.(r + 1, stats);
       if (source !== TargetSource.None && targets.slices.length === 0) log(`round ${r + 1}: every target pixel has weight 0; training on the source term only`);
 
-      // Train.
-      const withTarget = targets.slices.length > 0 && h.targetWeight > 0;
+      // Train. The oracle is the target-supervised analogue of the source model: its whole batch is
+      // labelled target slices under the supervised loss (CE + soft Dice), with in-domain (light) augmentation.
+      const oracle = source === TargetSource.OracleLabels;
+      const withTarget = !oracle && targets.slices.length > 0 && h.targetWeight > 0;
       const nT = withTarget ? Math.floor(h.batchSize / 2) : 0;
-      const src = sourceSampler(r, h.batchSize - nT);
+      const src = oracle
+        ? new BatchSampler([{ slices: targets.slices, augment: 'light', foregroundFraction: 0.5 }], { batchSize: h.batchSize, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2) })
+        : sourceSampler(r, h.batchSize - nT);
       const tgt = withTarget ? new BatchSampler([{ slices: targets.slices, augment: o.targetAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2 + 1) }) : undefined;
       let stopped = false;
       await timer.time('training', async () => {

@@ -47,6 +47,8 @@ export interface ScoredVolume {
   readonly pseudoLabel: Uint8Array;
   /** Region index of every pixel `[z, y, x]`. */
   readonly regionIndex: Int32Array;
+  /** Confidence of the pseudo-label (max over classes of the whole-image prediction) `[z, y, x]`. */
+  readonly maxProbability: Float32Array;
 }
 
 export interface ReliabilityPort {

@@ -55,6 +55,7 @@ function hyperparametersOf(spec: JobSpec, method: Method): AdaptationHyperparame
       targetWeight: h?.targetWeight,
       emaDecay: h?.emaDecay,
       threshold: h?.threshold,
+      pixelGate: h?.pixelGate,
     });
   } catch (err) {
     // The library names `hyperparameters.<field>`; the client sees it under `spec.`.

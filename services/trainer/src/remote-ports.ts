@@ -221,7 +221,7 @@ export class RemoteReliabilityPort implements ReliabilityPort {
   ) {}
 
   async score(teacher: PublishedTeacher, volume: SliceVolume, round: number, signal?: AbortSignal): Promise<ScoredVolume> {
-    const maps = [MapKind.MAP_KIND_PSEUDO_LABEL, MapKind.MAP_KIND_REGION_INDEX];
+    const maps = [MapKind.MAP_KIND_PSEUDO_LABEL, MapKind.MAP_KIND_REGION_INDEX, MapKind.MAP_KIND_MAX_PROBABILITY];
     const requests: ScoreRequest[] = [
       { payload: { $case: 'setup', setup: { model: teacher, image: headerOf(volume, this.modality), config: this.config, maps, round } } },
       ...float32Chunks(volume.image).map((chunk): ScoreRequest => ({ payload: { $case: 'chunk', chunk } })),
@@ -244,6 +244,7 @@ export class RemoteReliabilityPort implements ReliabilityPort {
     const n = volume.image.length;
     const pseudo = concatFloat32(byKind.get(MapKind.MAP_KIND_PSEUDO_LABEL) ?? [], `reliability pseudo-label map of ${volume.id}`, n);
     const region = concatFloat32(byKind.get(MapKind.MAP_KIND_REGION_INDEX) ?? [], `reliability region-index map of ${volume.id}`, n);
+    const maxProbability = concatFloat32(byKind.get(MapKind.MAP_KIND_MAX_PROBABILITY) ?? [], `reliability max-probability map of ${volume.id}`, n);
     return {
       numRegions: features.numRows,
       numFeatures: features.numFeatures,
@@ -251,6 +252,7 @@ export class RemoteReliabilityPort implements ReliabilityPort {
       scores: Float32Array.from(result.scores),
       pseudoLabel: Uint8Array.from(pseudo),
       regionIndex: Int32Array.from(region),
+      maxProbability,
     };
   }
 }

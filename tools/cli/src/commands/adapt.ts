@@ -41,6 +41,7 @@ export interface AdaptOptions {
   targetWeight?: number;
   emaDecay?: number;
   threshold?: number;
+  pixelGate?: number;
   seed: number;
   initModel?: string;
   outputModel?: string;
@@ -111,6 +112,7 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
       targetWeight: opts.targetWeight ?? 0,
       emaDecay: opts.emaDecay ?? 0,
       threshold: opts.threshold ?? 0,
+      pixelGate: opts.pixelGate ?? 0,
       imageSizeYx: size === undefined ? [] : [size, size],
     },
     seed: opts.seed,
@@ -281,6 +283,7 @@ export function adaptCommand(): Command {
     .option('--target-weight <x>', 'λ, the factor of the target pseudo-label term (default 1)', numberArg(0, 100, { min: true }))
     .option('--ema-decay <x>', 'cap α of the EMA teacher momentum (default 0.99)', numberArg(0, 1, { min: true, max: true }))
     .option('--threshold <x>', 'confidence: max-probability threshold (default 0.968); rule: reliability-score threshold (default 0.5)', numberArg(0, 1, { min: true }))
+    .option('--pixel-gate <x>', 'rule, rl: pixels whose pseudo-label max-probability is below x get weight 0 under the region weights (default 0.968; ≤ 1/classes keeps every pixel)', numberArg(0, 1, { min: true }))
     .option('--seed <n>', 'seed of everything random in the job', intArg(0, 2 ** 31 - 1), 1)
     .option('--init-model <name[:v]>', 'starting (source) model in the registry')
     .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')

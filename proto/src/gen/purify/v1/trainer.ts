@@ -201,6 +201,12 @@ export interface TrainingHyperparameters {
   imageSizeYx: number[];
   /** Confidence threshold for METHOD_CONFIDENCE / METHOD_RULE. */
   threshold: number;
+  /**
+   * METHOD_RULE / METHOD_RL: pixels whose pseudo-label max-probability is below
+   * this get weight 0 under the region weights (0 = default 0.968; a value
+   * <= 1/classes keeps every pixel).
+   */
+  pixelGate: number;
 }
 
 export interface JobSpec {
@@ -469,6 +475,7 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     emaDecay: 0,
     imageSizeYx: [],
     threshold: 0,
+    pixelGate: 0,
   };
 }
 
@@ -501,6 +508,9 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     }
     if (message.threshold !== 0) {
       writer.uint32(69).float(message.threshold);
+    }
+    if (message.pixelGate !== 0) {
+      writer.uint32(77).float(message.pixelGate);
     }
     return writer;
   },
@@ -592,6 +602,14 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
             message.threshold = reader.float();
             continue;
           }
+          case 9: {
+            if (tag !== 77) {
+              break;
+            }
+
+            message.pixelGate = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -638,6 +656,11 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         ? object.image_size_yx.map((e: any) => globalThis.Number(e))
         : [],
       threshold: isSet(object.threshold) ? globalThis.Number(object.threshold) : 0,
+      pixelGate: isSet(object.pixelGate)
+        ? globalThis.Number(object.pixelGate)
+        : isSet(object.pixel_gate)
+        ? globalThis.Number(object.pixel_gate)
+        : 0,
     };
   },
 
@@ -667,6 +690,9 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.threshold !== 0) {
       obj.threshold = floatToJson(message.threshold);
     }
+    if (message.pixelGate !== 0) {
+      obj.pixelGate = floatToJson(message.pixelGate);
+    }
     return obj;
   },
 
@@ -683,6 +709,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.emaDecay = object.emaDecay ?? 0;
     message.imageSizeYx = object.imageSizeYx?.map((e) => e) || [];
     message.threshold = object.threshold ?? 0;
+    message.pixelGate = object.pixelGate ?? 0;
     return message;
   },
 };
