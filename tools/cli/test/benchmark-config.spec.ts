@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError } from '../src/cli-util';
-import { checkRunConfig, type BenchmarkOptions } from '../src/commands/benchmark';
+import { checkRunConfig, provenanceRows, type BenchmarkOptions } from '../src/commands/benchmark';
 
 const base: BenchmarkOptions = {
   out: 'unused',
@@ -19,6 +19,7 @@ const base: BenchmarkOptions = {
   rounds: 2,
   stepsPerRound: 5,
   batchSize: 4,
+  oracleSteps: 20,
   command: 'purify benchmark',
 };
 
@@ -28,7 +29,7 @@ describe('checkRunConfig', () => {
 
   it('records the settings at the first run', () => {
     const recorded = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
-    expect(recorded).toMatchObject({ size: 64, slices: 12, sourceSteps: 10, augment: 'strong', rounds: 2, stepsPerRound: 5, batchSize: 4, trainCases: 4, testCases: 2 });
+    expect(recorded).toMatchObject({ size: 64, slices: 12, sourceSteps: 10, augment: 'strong', rounds: 2, stepsPerRound: 5, batchSize: 4, oracleSteps: 20, trainCases: 4, testCases: 2 });
     expect(typeof recorded['generatorVersion']).toBe('number');
     for (const k of ['out', 'benchmarks', 'methods', 'seeds', 'command']) expect(recorded).not.toHaveProperty(k);
   });
@@ -42,9 +43,34 @@ describe('checkRunConfig', () => {
 
   it.each([
     { change: { size: 96 }, message: 'size: 64 there, 96 now' },
+    { change: { oracleSteps: 300 }, message: 'oracleSteps: 20 there, 300 now' },
     { change: { stepsPerRound: 40, augment: 'light' as const }, message: 'augment: "strong" there, "light" now; stepsPerRound: 5 there, 40 now' },
   ])('refuses $message', ({ change, message }) => {
     expect(() => checkRunConfig(out, { ...base, ...change })).toThrow(CliError);
     expect(() => checkRunConfig(out, { ...base, ...change })).toThrow(message);
+  });
+});
+
+describe('provenanceRows', () => {
+  const at = (commit: string, finishedAt: string) => ({ commit, machine: 'vm (2 × cpu)', finishedAt });
+  it.each([
+    {
+      name: 'rows of two commits and one without provenance, grouped',
+      results: [
+        { benchmark: 'ct-mr', method: 'naive', seed: 2, provenance: at('aaa', '2026-11-26T10:00:00Z') },
+        { benchmark: 'ct-mr', method: 'naive', seed: 1, provenance: at('aaa', '2026-11-26T09:00:00Z') },
+        { benchmark: 'ct-mr', method: 'rl', seed: 1, provenance: at('bbb', '2026-11-27T01:00:00Z') },
+        { benchmark: 'ct-cbct', method: 'rl', seed: 1, provenance: at('bbb', '2026-11-27T02:00:00Z') },
+        { benchmark: 'ct-mr', method: 'oracle', seed: 1 },
+      ],
+      want: [
+        ['aaa', 'vm (2 × cpu)', '2026-11-26T09:00:00Z … 2026-11-26T10:00:00Z', 'ct-mr: naive s1,2'],
+        ['bbb', 'vm (2 × cpu)', '2026-11-27T01:00:00Z … 2026-11-27T02:00:00Z', 'ct-mr: rl s1; ct-cbct: rl s1'],
+        ['not recorded', 'not recorded', '–', 'ct-mr: oracle s1'],
+      ],
+    },
+    { name: 'no rows', results: [], want: [] },
+  ])('$name', ({ results, want }) => {
+    expect(provenanceRows(results)).toEqual(want);
   });
 });

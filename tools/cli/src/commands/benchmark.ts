@@ -28,6 +28,8 @@ import { evaluatePaths } from './evaluate';
  */
 
 const BENCHMARK_TARGET: Readonly<Record<string, Domain>> = { 'ct-mr': 'mr', 'ct-cbct': 'cbct' };
+/** The source model's learning rate (stage A), also the oracle's. */
+const SOURCE_LEARNING_RATE = 3e-3;
 const ALL_METHODS = ['source-only', 'naive', 'confidence', 'entropy', 'consensus', 'rule', 'rl', 'oracle'] as const;
 
 export interface BenchmarkOptions {
@@ -44,6 +46,12 @@ export interface BenchmarkOptions {
   readonly rounds: number;
   readonly stepsPerRound: number;
   readonly batchSize: number;
+  /**
+   * Training steps of the oracle, in one round at the source model's learning
+   * rate: the oracle is the target-supervised analogue of the source model (an
+   * upper bound), not a short self-training schedule with better labels.
+   */
+  readonly oracleSteps: number;
   readonly command: string;
 }
 
@@ -57,6 +65,18 @@ interface MethodResult {
   readonly mean: { dice: number; hd95Mm: number; assdMm: number };
   readonly adapt?: AdaptSummary;
   readonly wallMs: number;
+  /** Where and when the row was computed (a resumed run may span commits); absent in rows of older runs. */
+  readonly provenance?: Provenance;
+}
+
+interface Provenance {
+  readonly commit: string;
+  readonly machine: string;
+  readonly finishedAt: string;
+}
+
+function provenance(): Provenance {
+  return { commit: gitCommit() ?? 'unknown', machine: `${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'})`, finishedAt: new Date().toISOString() };
 }
 
 /** A JSON file that marks a finished stage: the stage runs only when the file is missing. */
@@ -198,7 +218,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
           const bar = new Progress('source model', o.sourceSteps);
           let val = '';
           const result = await trainSourceModel(
-            { dataPath: join(dataDir, 'ct'), artifactsDir: artifacts, name: sourceName, size: o.size, tile: Math.min(o.size, 64), steps: o.sourceSteps, learningRate: 3e-3, augment: o.augment, seed, valEvery: Math.max(25, Math.floor(o.sourceSteps / 4)) },
+            { dataPath: join(dataDir, 'ct'), artifactsDir: artifacts, name: sourceName, size: o.size, tile: Math.min(o.size, 64), steps: o.sourceSteps, learningRate: SOURCE_LEARNING_RATE, augment: o.augment, seed, valEvery: Math.max(25, Math.floor(o.sourceSteps / 4)) },
             {
               onStep: (e) => bar.update(e.step, `loss ${e.loss.toFixed(3)} ${e.ms.toFixed(0)} ms/step${val}`),
               onValidation: (e) => {
@@ -242,8 +262,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                   target: targetDir,
                   method,
                   out: join(runDir, 'job'),
-                  rounds: o.rounds,
-                  stepsPerRound: o.stepsPerRound,
+                  ...(method === 'oracle' ? { rounds: 1, stepsPerRound: o.oracleSteps, learningRate: SOURCE_LEARNING_RATE } : { rounds: o.rounds, stepsPerRound: o.stepsPerRound }),
                   batchSize: o.batchSize,
                   seed,
                   initModel: `${source.name}:${source.version}`,
@@ -276,6 +295,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                 mean: { dice: summary.organAverage.dice, hd95Mm: summary.organAverage.hd95Mm, assdMm: summary.organAverage.assdMm },
                 ...(adapt ? { adapt } : {}),
                 wallMs: Date.now() - t0,
+                provenance: provenance(),
               };
             });
             say(`${benchmark} seed ${seed} ${method}: target Dice ${result.mean.dice.toFixed(3)}`);
@@ -331,8 +351,9 @@ async function overlayFigure(out: string, benchmark: string, seed: number, metho
 function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodResult[], wallMs: number): string {
   const organs = ['liver', 'spleen', 'right_kidney', 'left_kidney'];
   const report = new Report('purify benchmark');
+  const here = provenance();
   report.paragraph(
-    `Command: \`${o.command}\` — commit ${gitCommit() ?? 'unknown'} — machine ${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}) — ${new Date().toISOString()} — wall time ${formatSeconds(wallMs / 1000)} for the stages run in this invocation (finished stages are reused).`,
+    `Command: \`${o.command}\` — commit ${here.commit} — machine ${here.machine} — ${here.finishedAt} — wall time ${formatSeconds(wallMs / 1000)} for the stages run in this invocation (finished stages are reused; the provenance table at the end says where each row was computed).`,
   );
   report.paragraph(
     'Dice = 2|P∩G|/(|P|+|G|) per organ and case on the original grid; HD95 = max of the two directed 95th percentiles (mm); ASSD = mean of the two directed means (mm); mean ± std over seeds of the per-seed organ averages. Gap closure = (method − source-only) / (oracle − source-only). Target labels are used for this evaluation only — never for training, pseudo-labels, model selection or rewards.',
@@ -382,7 +403,27 @@ function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodR
       return [f, `${s.name}:${s.version}`, s.valDice.toFixed(3), (1000 / s.msPerStep).toFixed(2), s.backend, formatSeconds(s.wallMs / 1000)];
     }));
   }
+  report.heading('Provenance');
+  report.table(['commit', 'machine', 'rows finished', 'rows'], provenanceRows(results));
   return report.write(out).markdown;
+}
+
+/** One line per (commit, machine): when its rows finished, and which rows (benchmark: method seeds) were computed there. */
+export function provenanceRows(results: readonly Pick<MethodResult, 'benchmark' | 'method' | 'seed' | 'provenance'>[]): string[][] {
+  const groups = new Map<string, { p: Provenance | undefined; rows: Map<string, number[]>; times: string[] }>();
+  for (const r of results) {
+    const key = r.provenance ? `${r.provenance.commit} ${r.provenance.machine}` : '';
+    const g = groups.get(key) ?? { p: r.provenance, rows: new Map<string, number[]>(), times: [] };
+    const row = `${r.benchmark}: ${r.method}`;
+    g.rows.set(row, [...(g.rows.get(row) ?? []), r.seed]);
+    if (r.provenance) g.times.push(r.provenance.finishedAt);
+    groups.set(key, g);
+  }
+  return [...groups.values()].map((g) => {
+    const times = [...g.times].sort();
+    const rows = [...g.rows].map(([row, seeds]) => `${row} s${[...seeds].sort((a, b) => a - b).join(',')}`);
+    return [g.p?.commit ?? 'not recorded', g.p?.machine ?? 'not recorded', times.length > 0 ? `${times[0]} … ${times[times.length - 1]}` : '–', rows.join('; ')];
+  });
 }
 
 function listArg(raw: string): string[] {
@@ -401,6 +442,7 @@ function benchmarkOptions(cmd: Command): Command {
     .option('--rounds <n>', 'adaptation rounds', intArg(1, 1000))
     .option('--steps-per-round <n>', 'training steps per round', intArg(1, 100_000))
     .option('--batch-size <n>', 'slices per step', intArg(2, 256))
+    .option('--oracle-steps <n>', 'training steps of the oracle (one round, target labels, source learning rate)', intArg(1, 100_000))
     .option('--json', 'print the results as JSON', false);
 }
 
@@ -418,6 +460,7 @@ interface CliOptions {
   rounds?: number;
   stepsPerRound?: number;
   batchSize?: number;
+  oracleSteps?: number;
   json: boolean;
 }
 
@@ -438,6 +481,7 @@ function resolveOptions(opts: CliOptions, defaults: Omit<BenchmarkOptions, 'comm
     rounds: opts.rounds ?? defaults.rounds,
     stepsPerRound: opts.stepsPerRound ?? defaults.stepsPerRound,
     batchSize: opts.batchSize ?? defaults.batchSize,
+    oracleSteps: opts.oracleSteps ?? defaults.oracleSteps,
     command: `purify ${process.argv.slice(2).join(' ')}`,
   };
 }
@@ -468,6 +512,7 @@ const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   rounds: 2,
   stepsPerRound: 50,
   batchSize: 8,
+  oracleSteps: 300,
 };
 
 /** Defaults of `npm start`: one benchmark, one seed, rl and one baseline, within 15 minutes. */
