@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from 'commander';
 
 /** A failure the user can act on; printed as one line without a stack. */
@@ -43,4 +44,14 @@ export function table(header: readonly string[], rows: readonly (readonly string
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/**
+ * An opaque, non-identifying case key for the contract's `case_id`: `prefix-`
+ * and the first 16 hex digits of SHA-256(key). File names and DICOM UIDs can
+ * identify a patient, so neither leaves the CLI as is (docs/deploying.md,
+ * "Patient data"). Deterministic: the same key always gets the same id.
+ */
+export function opaqueCaseId(prefix: string, key: string): string {
+  return `${prefix}-${createHash('sha256').update(key, 'utf8').digest('hex').slice(0, 16)}`;
 }

@@ -4,7 +4,6 @@
  *   watch          every new study (Orthanc's change feed, else QIDO-RS polling), with a persisted cursor
  *   export-phantom a CT DICOM series of the built-in phantom (files, and optionally STOW-RS to a PACS)
  */
-import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -30,7 +29,7 @@ import {
   type SegmentFn,
 } from '@purify/dicom';
 import { DEFAULT_SEGMENT_TIMEOUT_MS, ensureModelLoaded, segmentRemote } from '@purify/inference';
-import { CliError, intArg, output } from '../cli-util';
+import { CliError, intArg, opaqueCaseId, output } from '../cli-util';
 import { segmenterAddress } from './segment';
 
 import { version as CLI_VERSION } from '../../package.json';
@@ -66,13 +65,11 @@ function listArg(raw: string): string[] {
 
 /**
  * The case id the segmenter gets for a series: `pacs-` and the first 16 hex
- * digits of SHA-256(SeriesInstanceUID). The contract's `case_id` is an opaque,
- * non-identifying key; a DICOM UID is an identifier (de-identification profiles
- * replace it), so none leaves the bridge (docs/deploying.md, "Patient data").
- * Deterministic: the same series always gets the same case id.
+ * digits of SHA-256(SeriesInstanceUID). A DICOM UID is an identifier
+ * (de-identification profiles replace it), so none leaves the bridge.
  */
 export function pacsCaseId(seriesInstanceUid: string): string {
-  return `pacs-${createHash('sha256').update(seriesInstanceUid, 'utf8').digest('hex').slice(0, 16)}`;
+  return opaqueCaseId('pacs', seriesInstanceUid);
 }
 
 interface SegmenterOpts {

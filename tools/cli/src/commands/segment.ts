@@ -4,7 +4,7 @@ import { SegmenterServiceClient, type ModelRef } from '@purify/proto';
 import { createClient, DEFAULT_PORTS, ErrorCode, PurifyError } from '@purify/runtime';
 import { readNifti, writeNifti, type Volume } from '@purify/imaging';
 import { DEFAULT_SEGMENT_TIMEOUT_MS, ensureModelLoaded, segmentRemote, writeProbabilitiesNifti } from '@purify/inference';
-import { CliError, intArg, output, table } from '../cli-util';
+import { CliError, intArg, opaqueCaseId, output, table } from '../cli-util';
 import { serviceAddress } from '../services-file';
 
 const NIFTI = /\.nii(\.gz)?$/i;
@@ -94,7 +94,8 @@ export function segmentCommand(): Command {
           batchSize: opts.batchSize,
           returnProbabilities: probabilitiesPath !== undefined,
           timeoutMs: opts.timeoutMs,
-          caseId: input.replace(/^.*[\\/]/, '').replace(NIFTI, ''),
+          // The file name may name the patient: the segmenter gets a pseudonym of it.
+          caseId: opaqueCaseId('file', input.replace(/^.*[\\/]/, '').replace(NIFTI, '')),
         });
         writeNifti(out, res.labels, { description: `purify segment ${res.result.model?.name}:${res.result.model?.version}` });
         if (probabilitiesPath && res.probabilities) writeProbabilitiesNifti(probabilitiesPath, res.probabilities.data, res.probabilities.shape, res.labels);
