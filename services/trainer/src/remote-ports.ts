@@ -257,8 +257,13 @@ export class RemoteReliabilityPort implements ReliabilityPort {
   }
 }
 
-/** The policy a job uses when its spec names neither a policy nor an experiment. */
-export const DEFAULT_POLICY = 'purify-weights';
+/**
+ * The policy a job uses when its spec names neither a policy nor an experiment:
+ * one per feature schema (`purify-weights-v2`), since a policy reads exactly
+ * one schema — a store that holds the default of an older schema keeps it, and
+ * jobs under the new schema get a fresh default instead of INVALID_ARGUMENT.
+ */
+export const DEFAULT_POLICY = `purify-weights-${FEATURE_SCHEMA.version}`;
 
 /** `Act` / `Feedback` / `Update`; registers {@link DEFAULT_POLICY} on first use when it does not exist. */
 export class RemoteAgentPort implements AgentPort {

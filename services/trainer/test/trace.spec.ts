@@ -17,7 +17,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { JobSpec, JobState, Method, TrainerServiceClient, type Job } from '@purify/proto';
+import { NUM_FEATURES } from '@purify/adaptation';
+import { ActionSpace, AgentServiceClient, JobSpec, JobState, Method, TrainerServiceClient, type Job } from '@purify/proto';
 import { createClient, unaryCall } from '@purify/runtime';
 import { watch, writeData } from './fixtures';
 
@@ -124,6 +125,18 @@ beforeAll(async () => {
   let client: TrainerServiceClient | undefined;
   try {
     const [segmenter, agent] = await Promise.all([startService('segmenter', ['--artifacts-dir', artifacts]), startService('agent', ['--artifacts-dir', artifacts])]);
+    // A store from before feature schema v2 holds the old default policy, which cannot read v2 rows: the job must not pick it.
+    const agentClient = createClient(AgentServiceClient, 'agent', { addresses: [agent], defaultTimeoutMs: 60_000 });
+    try {
+      await unaryCall(agentClient, 'registerPolicy', {
+        name: 'purify-weights',
+        spec: { actionSpace: ActionSpace.ACTION_SPACE_DISCRETE, weightLevels: [0, 1], hiddenUnits: [8], featureSchemaVersion: 'v1', numFeatures: NUM_FEATURES, seed: 1 },
+        provenance: { registeredBy: 'test', reason: 'the default policy of an older store' },
+        weights: Buffer.alloc(0),
+      });
+    } finally {
+      agentClient.close();
+    }
     const reliability = await startService('reliability', ['--segmenter-addresses', segmenter]);
     const trainer = await startService('trainer', [
       '--artifacts-dir', artifacts, '--inference', 'remote', '--call-attempts', '2', '--call-backoff-ms', '100', '--call-timeout-ms', '60000',
@@ -157,9 +170,9 @@ afterAll(async () => {
 });
 
 describe('one adaptation round, one trace across the four services', () => {
-  it('runs the rl job to completion', () => {
+  it('runs the rl job to completion with the default policy of the current feature schema', () => {
     expect(job.state).toBe(JobState.JOB_STATE_SUCCEEDED);
-    expect(job.policy?.name).toBe('purify-weights');
+    expect(job.policy?.name).toBe('purify-weights-v2');
   });
 
   it('roots the round at one trainer.round span whose trace holds every service’s server spans', () => {
@@ -230,7 +243,7 @@ describe('one adaptation round, one trace across the four services', () => {
     }
     const acts = trace.filter((s) => s.name === 'trainer.act');
     expect(acts.length).toBeGreaterThan(0);
-    for (const s of acts) expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights' });
+    for (const s of acts) expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights-v2' });
   });
 
   it('the services’ own server spans carry what they served: model, voxels, patches, regions, policy', () => {
@@ -256,12 +269,12 @@ describe('one adaptation round, one trace across the four services', () => {
     const acts = served('agent', 'Act');
     expect(acts.length).toBeGreaterThan(0);
     for (const s of acts) {
-      expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights' });
+      expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights-v2' });
       expect(s.attributes['purify.policy.version']).toBeGreaterThanOrEqual(1);
       expect(s.attributes['purify.region.count']).toBeGreaterThan(0);
     }
     const updates = served('agent', 'Update');
     expect(updates.length).toBeGreaterThan(0);
-    for (const s of updates) expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights' });
+    for (const s of updates) expect(s.attributes).toMatchObject({ 'purify.policy.name': 'purify-weights-v2' });
   });
 });

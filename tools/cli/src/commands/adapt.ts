@@ -289,7 +289,7 @@ export function adaptCommand(): Command {
     .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')
     .option('--image-size <n>', 'working tile when there is no --init-model (square, multiple of 8)', positive)
     .option('--oracle-labels <dir>', 'target TRAINING labels, for --method oracle only')
-    .option('--policy <name[:v]>', 'agent policy for --method rl (default purify-weights, registered on first use)')
+    .option('--policy <name[:v]>', 'agent policy for --method rl (default purify-weights-<feature schema>, e.g. purify-weights-v2, registered on first use)')
     .option('--experiment <name>', 'agent A/B experiment for --method rl')
     .option('--online-finetuning', 'rl: also fine-tune the policy on the target with the label-free proxy reward', false)
     .option('--trainer <host:port>', 'trainer address (default: from <run-dir>/services.json, else 127.0.0.1:50154)')
