@@ -1,5 +1,5 @@
 // `purify benchmark` continues a run folder only with the settings its finished stages were made with.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError } from '../src/cli-util';
@@ -43,7 +43,6 @@ describe('checkRunConfig', () => {
 
   it.each([
     { change: { size: 96 }, message: 'size: 64 there, 96 now' },
-    { change: { oracleSteps: 300 }, message: 'oracleSteps: 20 there, 300 now' },
     { change: { stepsPerRound: 40, augment: 'light' as const }, message: 'augment: "strong" there, "light" now; stepsPerRound: 5 there, 40 now' },
   ])('refuses $message', ({ change, message }) => {
     expect(() => checkRunConfig(out, { ...base, ...change })).toThrow(CliError);
@@ -72,5 +71,38 @@ describe('provenanceRows', () => {
     { name: 'no rows', results: [], want: [] },
   ])('$name', ({ results, want }) => {
     expect(provenanceRows(results)).toEqual(want);
+  });
+});
+
+describe('checkRunConfig: method-scoped settings', () => {
+  it.each([
+    { name: 'no oracle row finished: the new value is taken and recorded', rows: ['ct-mr/s1/naive', 'ct-cbct/s2/rl'], error: undefined },
+    {
+      name: 'a finished oracle row: refused, naming it',
+      rows: ['ct-mr/s1/naive', 'ct-cbct/s2/oracle'],
+      error: 'holds rows made with other settings (oracleSteps: 20 there, 600 now): ',
+    },
+  ])('$name', ({ rows, error }) => {
+    const out = mkdtempSync(join(tmpdir(), 'purify-bench-scoped-'));
+    checkRunConfig(out, base);
+    for (const r of rows) {
+      mkdirSync(join(out, r), { recursive: true });
+      writeFileSync(join(out, r, 'result.json'), '{}');
+    }
+    // A folder without result.json is an unfinished row: it never blocks.
+    mkdirSync(join(out, 'ct-mr', 's3', 'oracle'), { recursive: true });
+    const next = { ...base, oracleSteps: 600 };
+    if (error === undefined) {
+      checkRunConfig(out, next);
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({ oracleSteps: 600, size: 64 });
+      // …and the run continues with it from now on; the old value is refused like any other change.
+      expect(() => checkRunConfig(out, next)).not.toThrow();
+    } else {
+      expect(() => checkRunConfig(out, next)).toThrow(CliError);
+      expect(() => checkRunConfig(out, next)).toThrow(error + join(out, 'ct-cbct', 's2', 'oracle') + ';');
+      expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({ oracleSteps: 20 });
+    }
+    // A global setting stays refused whatever rows exist.
+    expect(() => checkRunConfig(out, { ...next, size: 96 })).toThrow('holds a run made with other settings (size: 64 there, 96 now)');
   });
 });

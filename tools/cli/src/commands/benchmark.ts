@@ -122,9 +122,31 @@ async function segmentAll(client: SegmenterServiceClient, model: { name: string;
 }
 
 /**
+ * Settings that only some methods' rows depend on. Changing one is allowed once
+ * no finished row of those methods is left in the run folder (delete them to
+ * rerun just those rows with the new value); every other row stays valid.
+ */
+const METHOD_SCOPED_SETTINGS: Readonly<Record<string, readonly string[]>> = { oracleSteps: ['oracle'] };
+
+/** `<out>/<benchmark>/s<seed>/<method>` folders holding a finished row of one of `methods`. */
+function finishedRows(out: string, methods: readonly string[]): string[] {
+  const rows: string[] = [];
+  for (const benchmark of Object.keys(BENCHMARK_TARGET)) {
+    const dir = join(out, benchmark);
+    if (!existsSync(dir)) continue;
+    for (const seed of readdirSync(dir).filter((d) => /^s\d+$/.test(d)).sort()) {
+      for (const m of methods) if (existsSync(join(dir, seed, m, 'result.json'))) rows.push(join(dir, seed, m));
+    }
+  }
+  return rows;
+}
+
+/**
  * The settings every finished stage depends on are recorded in `<out>/config.json`
  * at the first run; continuing with different ones would mix incomparable rows, so
  * it is refused (benchmarks, methods and seeds may change: they only add rows).
+ * A method-scoped setting ({@link METHOD_SCOPED_SETTINGS}) may change when none of
+ * its methods' rows are finished; the record is then updated.
  */
 export function checkRunConfig(out: string, o: BenchmarkOptions): void {
   const { out: _o, benchmarks: _b, methods: _m, seeds: _s, command: _c, ...settings } = o;
@@ -136,12 +158,20 @@ export function checkRunConfig(out: string, o: BenchmarkOptions): void {
   }
   const recorded = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   const differing = Object.entries(current).filter(([k, v]) => JSON.stringify(recorded[k]) !== JSON.stringify(v));
-  if (differing.length > 0) {
+  const describe = (list: typeof differing): string => list.map(([k, v]) => `${k}: ${JSON.stringify(recorded[k])} there, ${JSON.stringify(v)} now`).join('; ');
+  const global = differing.filter(([k]) => METHOD_SCOPED_SETTINGS[k] === undefined);
+  if (global.length > 0) {
+    throw new CliError(`${out} holds a run made with other settings (${describe(global)}); use the same settings to continue it, or another --out`, 2);
+  }
+  if (differing.length === 0) return;
+  const blocking = differing.flatMap(([k]) => finishedRows(out, METHOD_SCOPED_SETTINGS[k] ?? []));
+  if (blocking.length > 0) {
     throw new CliError(
-      `${out} holds a run made with other settings (${differing.map(([k, v]) => `${k}: ${JSON.stringify(recorded[k])} there, ${JSON.stringify(v)} now`).join('; ')}); use the same settings to continue it, or another --out`,
+      `${out} holds rows made with other settings (${describe(differing)}): ${blocking.join(', ')}; delete those folders to rerun them with the new settings, use the same settings to continue, or another --out`,
       2,
     );
   }
+  writeJsonAtomic(file, { ...recorded, ...current });
 }
 
 export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: string; results: MethodResult[] }> {
