@@ -75,8 +75,9 @@ interface Provenance {
   readonly finishedAt: string;
 }
 
-function provenance(): Provenance {
-  return { commit: gitCommit() ?? 'unknown', machine: `${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'})`, finishedAt: new Date().toISOString() };
+/** Commit and machine of this invocation: fixed while it runs, so read once (`git rev-parse` is a child process). */
+function invocationOrigin(): Omit<Provenance, 'finishedAt'> {
+  return { commit: gitCommit() ?? 'unknown', machine: `${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'})` };
 }
 
 /** A JSON file that marks a finished stage: the stage runs only when the file is missing. */
@@ -176,6 +177,7 @@ export function checkRunConfig(out: string, o: BenchmarkOptions): void {
 
 export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: string; results: MethodResult[] }> {
   const started = Date.now();
+  const origin = invocationOrigin();
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
   for (const b of o.benchmarks) if (!(b in BENCHMARK_TARGET)) throw new CliError(`--benchmarks: unknown benchmark "${b}" (expected ${Object.keys(BENCHMARK_TARGET).join(', ')})`, 2);
@@ -325,7 +327,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                 mean: { dice: summary.organAverage.dice, hd95Mm: summary.organAverage.hd95Mm, assdMm: summary.organAverage.assdMm },
                 ...(adapt ? { adapt } : {}),
                 wallMs: Date.now() - t0,
-                provenance: provenance(),
+                provenance: { ...origin, finishedAt: new Date().toISOString() },
               };
             });
             say(`${benchmark} seed ${seed} ${method}: target Dice ${result.mean.dice.toFixed(3)}`);
@@ -343,7 +345,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
     process.removeListener('SIGTERM', onSignal);
     await stop();
   }
-  const report = writeReport(out, o, results, Date.now() - started);
+  const report = writeReport(out, o, results, Date.now() - started, origin);
   return { report, results };
 }
 
@@ -378,12 +380,11 @@ async function overlayFigure(out: string, benchmark: string, seed: number, metho
   writePng(join(out, `overlay-${benchmark}-s${seed}.png`), tileHorizontally(panels));
 }
 
-function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodResult[], wallMs: number): string {
+function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodResult[], wallMs: number, origin: Omit<Provenance, 'finishedAt'>): string {
   const organs = ['liver', 'spleen', 'right_kidney', 'left_kidney'];
   const report = new Report('purify benchmark');
-  const here = provenance();
   report.paragraph(
-    `Command: \`${o.command}\` — commit ${here.commit} — machine ${here.machine} — ${here.finishedAt} — wall time ${formatSeconds(wallMs / 1000)} for the stages run in this invocation (finished stages are reused; the provenance table at the end says where each row was computed).`,
+    `Command: \`${o.command}\` — commit ${origin.commit} — machine ${origin.machine} — ${new Date().toISOString()} — wall time ${formatSeconds(wallMs / 1000)} for the stages run in this invocation (finished stages are reused; the provenance table at the end says where each row was computed).`,
   );
   report.paragraph(
     'Dice = 2|P∩G|/(|P|+|G|) per organ and case on the original grid; HD95 = max of the two directed 95th percentiles (mm); ASSD = mean of the two directed means (mm); mean ± std over seeds of the per-seed organ averages. Gap closure = (method − source-only) / (oracle − source-only). Target labels are used for this evaluation only — never for training, pseudo-labels, model selection or rewards.',
