@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initTrainingBackend } from '@purify/training';
+import type { SegModel } from '@purify/models';
+import { initTrainingBackend, predictSlices } from '@purify/training';
 import { AdaptationConfigError } from './errors';
 import { squareLabel, squareVolume } from './fixtures.test-util';
 import { LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
@@ -43,6 +44,36 @@ function options(method: Method, extra: Partial<AdaptationOptions> = {}): Adapta
 }
 
 describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
+  it('oracle: trains on its labels — all-foreground labels leave the network more foreground than all-background ones', async () => {
+    // Two oracle runs that differ only in their labels. Were the oracle batches source slices (or the
+    // labels ignored), both runs would train identically and end with the same predictions.
+    const meanForeground = (m: SegModel): number => {
+      const k = m.config.numClasses;
+      const values = target.flatMap((v) => {
+        const [z, h, w] = v.shape;
+        const p = predictSlices(m, v.image, v.shape); // [z, h, w, K]
+        return Array.from({ length: z * h * w }, (_, i) => p[i * k + 1] as number);
+      });
+      return values.reduce((a, b) => a + b, 0) / values.length;
+    };
+    const foregroundAfter = async (label: number): Promise<number> => {
+      const o = options(Method.Oracle, {
+        oracleLabels: new Map(target.map((t) => [t.id, new Uint8Array(t.image.length).fill(label)])),
+        hyperparameters: resolveHyperparameters(Method.Oracle, { rounds: 1, stepsPerRound: 4, batchSize: 2, learningRate: 1e-2 }),
+      });
+      const res = await runAdaptation(o, {});
+      try {
+        return meanForeground(res.model);
+      } finally {
+        res.model.dispose();
+      }
+    };
+    const ones = await foregroundAfter(1);
+    const zeros = await foregroundAfter(0);
+    // Seeded and deterministic: measured 0.534 vs 0.491; exactly equal if the labels were not trained on.
+    expect(ones - zeros).toBeGreaterThan(0.02);
+  });
+
   it.each(METHODS.map((m) => [m]))('%s: two rounds, every step and round reported, no tensor leaked', async (method) => {
     const o = options(method);
     const before = tf.memory().numTensors;
