@@ -22,7 +22,7 @@ import { IntensityAccumulator, type IntensityStats } from './stats';
  * target dataset cannot find them.
  */
 
-export const GENERATOR_VERSION = 2;
+export const GENERATOR_VERSION = 3;
 
 export interface GenerateOptions {
   readonly outDir: string;

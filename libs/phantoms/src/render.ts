@@ -73,6 +73,23 @@ const BASE_MEANS: Readonly<Record<Domain, readonly number[]>> = (() => {
   return { ct, mr, cbct: ct };
 })();
 
+/**
+ * CBCT acquisition effects (generator v3). CBCT numbers are not calibrated HU:
+ * scatter and the reconstruction shift the whole scan, by an amount that depends
+ * on the patient and the scan, here −120 to −50 HU. Against the abdominal window
+ * that moves every tissue, so a CT model reads CBCT liver as CT muscle, while
+ * the contrast between organs (what a model trained on CBCT needs) is kept.
+ * v2 instead compressed soft-tissue contrast by 0.55 with noise σ 30 HU and
+ * streaks σ 55 HU; a supervised model then reached only 0.83–0.88 organ Dice
+ * (README, "Generator versions").
+ */
+const CBCT = {
+  calibrationOffsetHu: [-120, -50] as [number, number],
+  noiseSigmaHu: 20,
+  streakSigmaHu: 27.5,
+  hazeHu: 35,
+} as const;
+
 /** Sum of random plane waves, normalised to roughly [-1, 1]: a smooth field over the body. */
 function smoothField(rng: Rng, terms: number, minWavelengthMm: number, maxWavelengthMm: number) {
   const waves = Array.from({ length: terms }, () => {
@@ -126,11 +143,13 @@ export function renderCase(anatomy: Anatomy, domain: Domain, grid: GridSpec, rng
     x: rng.bool(0.6) ? anatomy.spine.x : rng.uniform(-60, 60),
     y: rng.bool(0.6) ? anatomy.spine.y : rng.uniform(-80, -20),
     angle: rng.uniform(0, Math.PI),
-    amplitude: rng.normal(0, 55),
+    amplitude: rng.normal(0, CBCT.streakSigmaHu),
     width: rng.uniform(2, 5),
   }));
   const fovRadius = rng.uniform(140, 165);
   const cupping = rng.uniform(50, 90);
+  // Drawn last and for CBCT only, so the ct and mr appearances stay those of generator v2.
+  const calibrationOffset = domain === Domain.CBCT ? rng.uniform(...CBCT.calibrationOffsetHu) : 0;
 
   const n = nx * ny * nz;
   const image = new Int16Array(n);
@@ -154,7 +173,7 @@ export function renderCase(anatomy: Anatomy, domain: Domain, grid: GridSpec, rng
           value += t === Tissue.Air || t === Tissue.Gas ? m : domain === Domain.MR ? m * (1 + 0.05 * texture(x, y, z)) : m + 7 * texture(x, y, z);
         }
         value /= subSlices.length;
-        image[idx] = finishVoxel(domain, value, x, y, z, { bias, haze, streaks, fovRadius, cupping, rng });
+        image[idx] = finishVoxel(domain, value, x, y, z, { bias, haze, streaks, fovRadius, cupping, calibrationOffset, rng });
       }
     }
   }
@@ -168,6 +187,7 @@ interface Effects {
   streaks: { x: number; y: number; angle: number; amplitude: number; width: number }[];
   fovRadius: number;
   cupping: number;
+  calibrationOffset: number;
   rng: Rng;
 }
 
@@ -187,18 +207,18 @@ function finishVoxel(domain: Domain, clean: number, x: number, y: number, z: num
     case Domain.CBCT: {
       const r = Math.hypot(x, y);
       if (r > e.fovRadius) return -1000; // outside the reconstructed field of view
-      // Lower soft-tissue contrast: compress around 40 HU.
-      let v = clean > -300 && clean < 400 ? 40 + (clean - 40) * 0.55 : clean;
       // Cupping (centre darker), scatter-like haze, streaks from dense objects and gas.
-      v -= e.cupping * (1 - (r / e.fovRadius) ** 2);
-      v += 35 * e.haze(x, y, z);
+      let v = clean - e.cupping * (1 - (r / e.fovRadius) ** 2);
+      v += CBCT.hazeHu * e.haze(x, y, z);
       for (const s of e.streaks) {
         const dx = x - s.x;
         const dy = y - s.y;
         const perp = Math.abs(-Math.sin(s.angle) * dx + Math.cos(s.angle) * dy);
         v += s.amplitude * Math.exp(-((perp / s.width) ** 2));
       }
-      return clamp(Math.round(v + e.rng.normal(0, 30)), -1024, 3071);
+      // Uncalibrated numbers: the whole scan sits lower than CT HU, by an amount that varies per scan.
+      v += e.calibrationOffset;
+      return clamp(Math.round(v + e.rng.normal(0, CBCT.noiseSigmaHu)), -1024, 3071);
     }
   }
 }
