@@ -36,6 +36,8 @@ export { channelsFirst, LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } 
 
 // The loop.
 export { adaptationStep } from './step';
+export { dualHostBatch, ParallelAdaptation } from './parallel-step';
+export type { ParallelAdaptationOptions } from './parallel-step';
 export type { DualBatch, DualStepOptions, DualStepResult } from './step';
 export { DEFAULT_HYPERPARAMETERS, DEFAULT_RL_SETTINGS, resolveHyperparameters, RULE_THRESHOLD, runAdaptation, StopReason } from './loop';
 export type { AdaptationCallbacks, AdaptationHyperparameters, AdaptationOptions, AdaptationResult, RlSettings, RoundReport, StepReport } from './loop';

@@ -174,6 +174,26 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (student2[i] as number))))).toBeGreaterThan(1e-4);
   });
 
+  it('trains the student on 2 worker threads as in process (no BatchNorm): same step losses and final teacher', async () => {
+    // The whole loop twice — teacher export, pseudo-labels, weights, the steps and the EMA — once per training path.
+    const run = async (workers: number): Promise<{ losses: number[]; weights: Float32Array }> => {
+      const losses: number[] = [];
+      const o = options(Method.Naive, { workers, unet: { depth: 2, baseWidth: 4, seed: 3, norm: 'none' } });
+      const res = await runAdaptation(o, { onStep: (e) => losses.push(e.loss, e.sourceLoss, e.targetLoss) });
+      try {
+        return { losses, weights: Float32Array.from(res.model.getWeights().flatMap((w) => Array.from(w.values))) };
+      } finally {
+        res.model.dispose();
+      }
+    };
+    const one = await run(1);
+    const two = await run(2);
+    expect(two.losses).toHaveLength(12); // 2 rounds × 2 steps × (loss, source, target)
+    two.losses.forEach((v, i) => expect(v).toBeCloseTo(one.losses[i]!, 5));
+    expect(one.losses.filter((_, i) => i % 3 === 2).some((v) => v > 0)).toBe(true); // the target term is active
+    expect(Math.max(...two.weights.map((v, i) => Math.abs(v - one.weights[i]!)))).toBeLessThan(5e-5);
+  });
+
   it('resumes from the round checkpoint after a cancel and finishes the remaining round', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'adapt-loop-'));
     try {
@@ -203,6 +223,7 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     ['the oracle without labels', { method: Method.Oracle, oracleLabels: undefined }, 'oracle_labels', '`oracle_labels` are required by the oracle method'],
     ['a labelled target volume', { target: [squareVolume('t', 1)] }, 'target', 'target volume t carries labels; target volumes must be unlabelled'],
     ['rl without a reliability port', { method: Method.Rl, ports: { teacher: new LocalTeacherPort(), reliability: undefined } }, 'ports.reliability', 'method rl needs a reliability port'],
+    ['0 training workers', { workers: 0 }, 'workers', 'workers must be an integer in [1, 64], got 0'],
   ] as const)('refuses %s', async (_name, change, field, message) => {
     const err = await runAdaptation({ ...options(Method.Naive), ...change }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AdaptationConfigError);

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@purify/imaging';
 import { buildUNet, createAdam, EmaTeacher, loadCheckpoint, resolveUNetConfig, saveCheckpoint, type Adam, type SegModel, type UNetConfig, type WeightSnapshot } from '@purify/models';
 import { FEATURE_SCHEMA, normalizeFeatures, type ReliabilityOptions } from '@purify/reliability';
-import { BatchSampler, batchTensors, predictSlices, stepSeed, validate as validateModel, type AugmentLevel, type SliceVolume, type TrainingSlice } from '@purify/training';
+import { BatchSampler, batchTensors, defaultTrainingWorkers, predictSlices, stepSeed, validate as validateModel, type AugmentLevel, type SliceBatch, type SliceVolume, type TrainingSlice } from '@purify/training';
 import { AdaptationConfigError } from './errors';
 import { labelAgreement, organDice } from './figures';
 import { channelsFirst } from './local-ports';
@@ -27,7 +27,8 @@ import { Method, targetSourceOf, TargetSource } from './methods';
 import type { AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, ScoredVolume } from './ports';
 import { episodicReward, proxyReward, regionAccuracy, regionRewards, wrongRegionBalance, type ProxyFigures } from './rewards';
 import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
-import { adaptationStep } from './step';
+import { ParallelAdaptation } from './parallel-step';
+import { adaptationStep, type DualStepResult } from './step';
 import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, gatedRegionPixelWeights, naiveWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
 
 /** Hyper-parameters shared by every method (proto `TrainingHyperparameters`). */
@@ -197,6 +198,13 @@ export interface AdaptationOptions {
    * that labelled the target every round) or the last `student`.
    */
   readonly finalModel?: 'teacher' | 'student' | undefined;
+  /**
+   * Worker threads for the student's training steps (`ParallelAdaptation`,
+   * docs/parallel-training.md); 1 = in process. Default: 2 on wasm with ≥ 2
+   * cores and batches of ≥ 2 slices (`defaultTrainingWorkers`). The simulated-shift
+   * episodes' scratch students always train in process.
+   */
+  readonly workers?: number | undefined;
 }
 
 export interface StepReport {
@@ -336,6 +344,8 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   const [th, tw] = o.tileYx;
   const m = 2 ** (unet.depth - 1);
   if (!(th >= m && tw >= m && th % m === 0 && tw % m === 0)) throw new AdaptationConfigError('tileYx', `tileYx must be positive multiples of ${m}, got [${o.tileYx.join(', ')}]`);
+  const workers = o.workers ?? defaultTrainingWorkers(h.batchSize);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new AdaptationConfigError('workers', `workers must be an integer in [1, 64], got ${JSON.stringify(workers)}`);
 
   // Probe volumes (online fine-tuning only) are held out of the target training set.
   const probeCount = method === Method.Rl && rl.onlineFinetuning && o.target.length >= 3 ? Math.min(rl.probeVolumes, o.target.length - 1) : 0;
@@ -588,23 +598,44 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const tgt = withTarget ? new BatchSampler([{ slices: targets.slices, augment: o.targetAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2 + 1) }) : undefined;
       let stopped = false;
       await timer.time('training', async () => {
-        for (let s = 0; s < h.stepsPerRound; s++) {
-          if (cancelled(o.signal)) {
-            stopped = true;
-            return;
-          }
-          const t0 = performance.now();
-          const a = batchTensors(src.batch(s));
-          const b = tgt === undefined ? undefined : batchTensors(tgt.batch(s));
-          let res;
+        const draw = (s: number): { a: SliceBatch; b: SliceBatch | undefined } => ({ a: src.batch(s), b: tgt?.batch(s) });
+        const inProcess = (a: SliceBatch, b: SliceBatch | undefined): DualStepResult => {
+          const ta = batchTensors(a);
+          const tb = b === undefined ? undefined : batchTensors(b);
           try {
-            res = adaptationStep(student!, { source: a, target: b }, { optimizer: optimizer!, targetWeight: h.targetWeight, clipNorm: 5, ema });
+            return adaptationStep(student!, { source: ta, target: tb }, { optimizer: optimizer!, targetWeight: h.targetWeight, clipNorm: 5, ema });
           } finally {
-            tf.dispose([a.images, a.labels, a.weights, ...(b ? [b.images, b.labels, b.weights] : [])]);
+            tf.dispose([ta.images, ta.labels, ta.weights, ...(tb ? [tb.images, tb.labels, tb.weights] : [])]);
           }
-          if (!Number.isFinite(res.loss)) throw new AdaptationConfigError('hyperparameters.learning_rate', `training diverged in round ${r + 1} step ${s + 1}: loss ${res.loss} (lower \`hyperparameters.learning_rate\`, ${h.learningRate})`);
-          cb.onStep?.({ round: r + 1, step: s + 1, globalStep: res.step, loss: res.loss, sourceLoss: res.sourceLoss, targetLoss: res.targetLoss, learningRate: res.learningRate, ms: performance.now() - t0 });
-          await tick();
+        };
+        const parallel = workers > 1 ? await ParallelAdaptation.create(student!, optimizer!, ema, { workers, clipNorm: 5 }) : undefined;
+        try {
+          let next = draw(0);
+          for (let s = 0; s < h.stepsPerRound; s++) {
+            if (cancelled(o.signal)) {
+              stopped = true;
+              break;
+            }
+            const t0 = performance.now();
+            const { a, b } = next;
+            let res: DualStepResult;
+            if (parallel === undefined) {
+              res = inProcess(a, b);
+              if (s + 1 < h.stepsPerRound) next = draw(s + 1);
+            } else {
+              // The workers compute while this thread draws and augments the next batch.
+              const pending = parallel.step(a, b, h.targetWeight);
+              if (s + 1 < h.stepsPerRound) next = draw(s + 1);
+              res = await pending;
+            }
+            if (!Number.isFinite(res.loss)) throw new AdaptationConfigError('hyperparameters.learning_rate', `training diverged in round ${r + 1} step ${s + 1}: loss ${res.loss} (lower \`hyperparameters.learning_rate\`, ${h.learningRate})`);
+            cb.onStep?.({ round: r + 1, step: s + 1, globalStep: res.step, loss: res.loss, sourceLoss: res.sourceLoss, targetLoss: res.targetLoss, learningRate: res.learningRate, ms: performance.now() - t0 });
+            await tick();
+          }
+          // Export, metrics and the checkpoint read the host's student, teacher and optimiser.
+          await parallel?.sync();
+        } finally {
+          await parallel?.dispose();
         }
       });
       if (stopped) {

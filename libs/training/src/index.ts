@@ -17,7 +17,7 @@ export type { ValidationResult } from './predict';
 // Training.
 export { initTrainingBackend } from './backend';
 export type { TrainingBackend, TrainingBackendOptions } from './backend';
-export { StopReason, trainSegmentation } from './trainer';
+export { defaultTrainingWorkers, StopReason, trainSegmentation } from './trainer';
 export type { StepEvent, TrainCallbacks, TrainResult, TrainSegmentationOptions, ValidationEvent, ValidationRecord } from './trainer';
 
 // Publishing and weights files.

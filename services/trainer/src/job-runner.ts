@@ -29,6 +29,8 @@ export interface RunnerSettings {
   readonly artifactsDir: string;
   /** `remote`: segmenter + reliability services; `local`: in this process (TensorFlow.js). */
   readonly inference: 'remote' | 'local';
+  /** Worker threads for the training steps; undefined = the loop's default (`defaultTrainingWorkers`). */
+  readonly trainingWorkers?: number | undefined;
   readonly segmenter: SegmenterServiceClient;
   readonly reliability: ReliabilityServiceClient;
   readonly agent: AgentServiceClient;
@@ -136,6 +138,7 @@ export async function runJob(
         checkpointDir,
         resume: true,
         signal,
+        workers: settings.trainingWorkers,
       },
       rounds.callbacks(callbacks),
     );

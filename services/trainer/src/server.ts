@@ -11,6 +11,7 @@ const schema = {
   reliabilityAddresses: opt.addresses('Reliability replicas to call (round-robin)', ['127.0.0.1:50152']),
   agentAddresses: opt.addresses('Agent replicas to call (round-robin)', ['127.0.0.1:50153']),
   inference: opt.oneOf('Where round teachers predict and reliability is scored: remote = the segmenter and reliability services; local = in this process (TensorFlow.js; single node, tests)', ['remote', 'local'] as const, 'remote'),
+  trainingWorkers: opt.int("Worker threads for a job's training steps (data-parallel, docs/parallel-training.md); 0 = automatic: 2 on wasm with ≥ 2 cores, else in process", 0, { min: 0, max: 64 }),
   callTimeoutMs: opt.int('Deadline of each call to another service, ms', 600_000, { min: 100, max: 86_400_000 }),
   callAttempts: opt.int('Attempts per call to another service when it is unreachable (UNAVAILABLE), before the job fails', 5, { min: 1, max: 100 }),
   callBackoffMs: opt.int('Backoff before the second attempt, ms (doubles each attempt)', 500, { min: 1, max: 600_000 }),
@@ -31,6 +32,7 @@ export const trainerService: ServiceDefinitionSpec<typeof schema> = {
       {
         artifactsDir: config.artifactsDir,
         inference: config.inference,
+        trainingWorkers: config.trainingWorkers === 0 ? undefined : config.trainingWorkers,
         segmenter,
         reliability,
         agent,

@@ -125,10 +125,10 @@ export function resetBarrier(ctrl: Int32Array): void {
 /**
  * Float32 layout of the exchange buffer (all counts in floats):
  * `stats`: per worker `2·K` values (Dice `I_k` then `S_k`, K' ≤ K used);
- * `grads`: per worker `1 + P + B` values (the shard's CE term, the P
- * trainable gradients in variable order, the B BatchNorm running statistics
- * after the shard's forward pass); `weights`: `P + B` values for the
- * broadcast update mode.
+ * `grads`: per worker `GRAD_HEADER + P + B` values (the shard's CE term, its
+ * part on Dice-weighted pixels, the P trainable gradients in variable order,
+ * the B BatchNorm running statistics after the shard's forward pass);
+ * `weights`: `P + B` values for the broadcast update mode.
  */
 export interface ExchangeLayout {
   readonly workers: number;
@@ -143,8 +143,11 @@ export function statsOffset(l: ExchangeLayout, worker: number): number {
   return worker * 2 * l.numClasses;
 }
 
+/** Scalars ahead of each worker's gradients: the shard's CE term and its part on Dice-weighted pixels. */
+export const GRAD_HEADER = 2;
+
 export function gradsOffset(l: ExchangeLayout, worker: number): number {
-  return l.workers * 2 * l.numClasses + worker * (1 + l.params + l.buffers);
+  return l.workers * 2 * l.numClasses + worker * (GRAD_HEADER + l.params + l.buffers);
 }
 
 export function broadcastOffset(l: ExchangeLayout): number {
@@ -194,6 +197,9 @@ export interface StepInput {
   readonly imagesAt: number;
   readonly labelsAt: number;
   readonly weightsAt: number;
+  /** Separate pixel weights `[N, H, W]` of the Dice term (see `HostBatch.diceWeights`) at `diceWeightsAt`. */
+  readonly hasDiceWeights: boolean;
+  readonly diceWeightsAt: number;
   /** The whole batch's CE normaliser (see {@link crossEntropyNormaliser}). */
   readonly normaliser: number;
 }
@@ -233,6 +239,8 @@ export interface WorkerTimings {
 export interface StepReply {
   readonly loss: number;
   readonly ce: number;
+  /** With Dice weights: the part of `ce` from pixels with Dice weight, `Σ w·d·CE / normaliser`. */
+  readonly ceDiceWeighted?: number;
   readonly dice: number;
   readonly gradNorm: number;
   readonly learningRate: number;

@@ -5,7 +5,7 @@ import { resolveUNetConfig, type UNetConfig } from '../config';
 import { EmaTeacher } from '../ema';
 import { ModelConfigError, ModelInputError } from '../errors';
 import { registerWasmTrainingKernels } from '../kernels';
-import { segmentationLoss } from '../losses';
+import { WEIGHT_SUM_EPSILON, segmentationLoss, softDiceLoss, weightedCrossEntropy } from '../losses';
 import type { SegModel, WeightSnapshot } from '../seg-model';
 import { createAdam, trainStep } from '../train';
 import { buildUNet } from '../unet';
@@ -160,6 +160,43 @@ describe('DataParallelTrainer.gradients equals the whole-batch gradient', () => 
     expect(relErr(naive[0]!, ref.grads[0]!)).toBeGreaterThan(0.3);
     const got = await two.gradients(b, { loss: { diceWeight: 0 } });
     expect(relErr(got.gradients[0]!.values, ref.grads[0]!)).toBeLessThanOrEqual(TOL_GRAD);
+  });
+
+  it('separate Dice weights and a given CE normaliser: CE = Σ w·CE / Z, Dice over the Dice-weighted pixels only', async () => {
+    // Two groups as the adaptation loss has them: images 0 and 2 supervised by CE + Dice, images 1 and 3 by CE only,
+    // so each shard holds one of each. Reference: the same loss written with the library's single-group terms.
+    const b = makeBatch(N, 13, 'random');
+    const diceWeights = new Float32Array(N * H * W);
+    for (const i of [0, 2]) diceWeights.fill(1, i * H * W, (i + 1) * H * W);
+    const z = 321.5;
+    const t = tensors(b);
+    const d = tf.tensor3d(diceWeights, [N, H, W]);
+    const wd = tf.mul<tf.Tensor3D>(t.weights!, d);
+    const sum = (x: tf.Tensor): number => Math.max(tf.sum(x).dataSync()[0]!, WEIGHT_SUM_EPSILON);
+    const [sw, swd] = [sum(t.weights!), sum(wd)];
+    let ceDice = 0;
+    const { value, grads } = tf.variableGrads(() => {
+      const logits = model.logits(t.images, true);
+      ceDice = tf.mul(weightedCrossEntropy(logits, t.labels, wd), swd / z).dataSync()[0]!;
+      return tf.add<tf.Scalar>(tf.mul(weightedCrossEntropy(logits, t.labels, t.weights), sw / z), softDiceLoss(logits, t.labels, { weights: d }));
+    }, model.trainableVariables());
+    const ref = { loss: value.dataSync()[0]!, grads: model.trainableVariables().map((v) => new Float32Array(grads[v.name]!.dataSync())) };
+    tf.dispose([value, ...Object.values(grads), t.images, t.labels, t.weights!, d, wd]);
+    for (const trainer of [one, two]) {
+      const got = await trainer.gradients({ ...b, diceWeights, ceNormaliser: z });
+      expect(got.loss).toBeCloseTo(ref.loss, 5);
+      expect(got.ceDiceWeighted).toBeCloseTo(ceDice, 6);
+      expect(got.ceDiceWeighted!).toBeLessThan(got.ce);
+      got.gradients.forEach((g, i) => expect(relErr(g.values, ref.grads[i]!)).toBeLessThanOrEqual(TOL_GRAD));
+    }
+  });
+
+  it.each([
+    ['Dice weights of the wrong length', { diceWeights: new Float32Array(3) }, 'batch.diceWeights must be a Float32Array of 1024 values ([4, 16, 16]), got Float32Array of 3'],
+    ['a CE normaliser of 0', { ceNormaliser: 0 }, 'batch.ceNormaliser must be a finite number > 0, got 0'],
+    ['Dice weights above 1 in images 2–3', { diceWeights: new Float32Array(N * H * W).fill(2, 2 * H * W) }, 'worker 1: batch.diceWeights must be in [0, 1], got 2 (images 2–3)'],
+  ])('rejects %s', async (_what, extra, message) => {
+    await expect(two.gradients({ ...makeBatch(N, 3, 'random'), ...extra })).rejects.toThrow(message);
   });
 
   it('handles more workers than images (batch 1 on 2 workers: shards of 1 and 0 images)', async () => {

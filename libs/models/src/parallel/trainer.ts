@@ -51,6 +51,15 @@ export interface DataParallelOptions {
  * A batch in host memory. Layouts: images `[N, H, W, C]` float32; labels an
  * int32 label map `[N, H, W]` or float32 probabilities `[N, H, W, K]`;
  * weights `[N, H, W]` float32 in [0, 1] (omitted = all 1).
+ *
+ * The loss is `ceWeight · Σ w·CE / Z + diceWeight · Dice`, with
+ * `Z = max(Σ w, ε)` (or `N·H·W` without weights) unless `ceNormaliser` sets
+ * it, and Dice over the pixels weighted by `diceWeights` when given (else by
+ * `w` under `diceUsesWeights`, else all). Together these express a loss whose
+ * groups of images are normalised separately, e.g. the adaptation loss
+ * `CE_S + Dice_S + λ·Σ W·CE_T / Σ W` (`@purify/adaptation`): per-pixel CE
+ * coefficients scaled into [0, 1], `ceNormaliser` the scale, Dice weights 1
+ * on the source images only.
  */
 export interface HostBatch {
   /** `[N, H, W, C]`. */
@@ -58,6 +67,10 @@ export interface HostBatch {
   readonly images: Float32Array;
   readonly labels: Int32Array | Float32Array;
   readonly weights?: Float32Array | undefined;
+  /** `[N, H, W]` in [0, 1]: the Dice term's own pixel weights (the step then also reports `ceDiceWeighted`). */
+  readonly diceWeights?: Float32Array | undefined;
+  /** The CE normaliser `Z` (finite, > 0) instead of `max(Σ w, ε)`. */
+  readonly ceNormaliser?: number | undefined;
 }
 
 /** A batch as tensors (read back to host memory once), as for `trainStep`. */
@@ -76,6 +89,8 @@ export interface ParallelStepOptions {
 }
 
 export interface ParallelStepResult extends TrainStepResult {
+  /** With `diceWeights`: the part of `ce` from pixels with Dice weight, `Σ w·d·CE / Z`. */
+  readonly ceDiceWeighted?: number;
   /** Per worker: where its time went (ms). */
   readonly timings: readonly WorkerTimings[];
   /** Main-thread wall time of the step, ms (includes messaging). */
@@ -86,6 +101,7 @@ export interface ParallelStepResult extends TrainStepResult {
 export interface ParallelGradients {
   readonly loss: number;
   readonly ce: number;
+  readonly ceDiceWeighted?: number;
   readonly dice: number;
   readonly gradNorm: number;
   readonly gradients: readonly { readonly name: string; readonly shape: readonly number[]; readonly values: Float32Array }[];
@@ -250,6 +266,7 @@ export class DataParallelTrainer {
     return {
       loss: r0.loss,
       ce: r0.ce,
+      ...(r0.ceDiceWeighted === undefined ? {} : { ceDiceWeighted: r0.ceDiceWeighted }),
       dice: r0.dice,
       gradNorm: r0.gradNorm,
       learningRate: r0.learningRate,
@@ -264,7 +281,7 @@ export class DataParallelTrainer {
   async gradients(batch: HostBatch | TensorBatch, options: Pick<ParallelStepOptions, 'loss'> = {}): Promise<ParallelGradients> {
     const replies = (await this.runStep(batch, false, options)) as StepReply[];
     const r0 = replies[0]!;
-    return { loss: r0.loss, ce: r0.ce, dice: r0.dice, gradNorm: r0.gradNorm, gradients: r0.gradients ?? [] };
+    return { loss: r0.loss, ce: r0.ce, ...(r0.ceDiceWeighted === undefined ? {} : { ceDiceWeighted: r0.ceDiceWeighted }), dice: r0.dice, gradNorm: r0.gradNorm, gradients: r0.gradients ?? [] };
   }
 
   /** Weights of replica `replica` (default 0; all replicas hold the same weights), prefix-free names as `SegModel.getWeights()`. */
@@ -353,13 +370,15 @@ export class DataParallelTrainer {
       const imagesLen = n * h * w * c;
       const labelsLen = host.labels.length;
       const weightsLen = host.weights ? n * h * w : 0;
-      const bytes = 4 * (imagesLen + labelsLen + weightsLen);
+      const diceWeightsLen = host.diceWeights ? n * h * w : 0;
+      const bytes = 4 * (imagesLen + labelsLen + weightsLen + diceWeightsLen);
       if (this.input === undefined || this.input.byteLength < bytes) this.input = new SharedArrayBuffer(bytes);
       const f32 = new Float32Array(this.input);
       f32.set(host.images, 0);
       if (labelKind === 'map') new Int32Array(this.input).set(host.labels, imagesLen);
       else f32.set(host.labels, imagesLen);
       if (host.weights) f32.set(host.weights, imagesLen + labelsLen);
+      if (host.diceWeights) f32.set(host.diceWeights, imagesLen + labelsLen + weightsLen);
       const input: StepInput = {
         buffer: this.input,
         shape,
@@ -368,7 +387,9 @@ export class DataParallelTrainer {
         imagesAt: 0,
         labelsAt: imagesLen,
         weightsAt: imagesLen + labelsLen,
-        normaliser: crossEntropyNormaliser(host.weights, n * h * w, WEIGHT_SUM_EPSILON),
+        hasDiceWeights: host.diceWeights !== undefined,
+        diceWeightsAt: imagesLen + labelsLen + weightsLen,
+        normaliser: host.ceNormaliser ?? crossEntropyNormaliser(host.weights, n * h * w, WEIGHT_SUM_EPSILON),
       };
       const shards = splitBatch(n, this.workers);
       return this.request(range(0, this.workers), (id, index) => ({ id, type: 'step', input, shard: shards[index]!, update, loss, clipNorm }));
@@ -476,8 +497,16 @@ function checkHostBatch(b: HostBatch, config: UNetConfig): [number, number, numb
       `batch.labels must be an Int32Array label map of ${n * h * w} values ([${n}, ${h}, ${w}]) or a Float32Array of probabilities of ${n * h * w * k} values ([${n}, ${h}, ${w}, ${k}]), got ${b.labels.constructor.name} of ${b.labels.length}`,
     );
   }
-  if (b.weights !== undefined && (!(b.weights instanceof Float32Array) || b.weights.length !== n * h * w)) {
-    throw new ModelInputError(`batch.weights must be a Float32Array of ${n * h * w} values ([${n}, ${h}, ${w}]), got ${b.weights.constructor.name} of ${b.weights.length}`);
+  for (const [field, v] of [
+    ['weights', b.weights],
+    ['diceWeights', b.diceWeights],
+  ] as const) {
+    if (v !== undefined && (!(v instanceof Float32Array) || v.length !== n * h * w)) {
+      throw new ModelInputError(`batch.${field} must be a Float32Array of ${n * h * w} values ([${n}, ${h}, ${w}]), got ${v.constructor.name} of ${v.length}`);
+    }
+  }
+  if (b.ceNormaliser !== undefined && !(b.ceNormaliser > 0 && Number.isFinite(b.ceNormaliser))) {
+    throw new ModelInputError(`batch.ceNormaliser must be a finite number > 0, got ${JSON.stringify(b.ceNormaliser)}`);
   }
   return [n, h, w, c];
 }

@@ -8,7 +8,9 @@
  *
  * A step on shard s (images `[n_s, H, W, C]`):
  * 1. forward in training mode; CE term `Σ_{p∈s} w·CE / normaliser` (the whole
- *    batch's normaliser, so the shard terms add up to the batch CE);
+ *    batch's normaliser, so the shard terms add up to the batch CE); the Dice
+ *    term weighs pixels by the separate Dice weights when the batch has them,
+ *    else by `w` (with `diceUsesWeights`);
  * 2. with Dice: the shard's Dice sums `I_k^s`, `S_k^s` go to shared memory, a
  *    barrier, every worker adds all shards' sums (same order, float64) and
  *    turns them into the constants `∂L/∂I_k`, `∂L/∂S_k`; the shard's
@@ -37,6 +39,7 @@ import {
   BarrierAbortedError,
   broadcastOffset,
   diceTotalsGradient,
+  GRAD_HEADER,
   gradsOffset,
   splitBatch,
   statsOffset,
@@ -122,10 +125,14 @@ function validateShard(input: StepInput, shard: Shard, k: number): void {
       if (!(v >= 0 && v <= 1)) throw new ModelInputError(`batch.labels probabilities must be in [0, 1], got ${v} ${where}`);
     }
   }
-  if (input.hasWeights) {
-    const weights = new Float32Array(input.buffer, 4 * (input.weightsAt + shard.start * h * w), shard.count * h * w);
-    for (const v of weights) {
-      if (!(v >= 0 && v <= 1)) throw new ModelInputError(`batch.weights must be in [0, 1], got ${v} ${where}`);
+  for (const [field, has, at] of [
+    ['weights', input.hasWeights, input.weightsAt],
+    ['diceWeights', input.hasDiceWeights, input.diceWeightsAt],
+  ] as const) {
+    if (!has) continue;
+    const values = new Float32Array(input.buffer, 4 * (at + shard.start * h * w), shard.count * h * w);
+    for (const v of values) {
+      if (!(v >= 0 && v <= 1)) throw new ModelInputError(`batch.${field} must be in [0, 1], got ${v} ${where}`);
     }
   }
 }
@@ -156,6 +163,7 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
     let images: tf.Tensor4D | undefined;
     let target: tf.Tensor4D | undefined; // [n_s, H, W, K] float32
     let weights: tf.Tensor3D | undefined;
+    let diceWeights: tf.Tensor3D | undefined;
     if (shard.count > 0) {
       const s = shard.start;
       const cnt = shard.count;
@@ -171,6 +179,10 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
       if (input.hasWeights) {
         weights = tf.tensor3d(f32.subarray(input.weightsAt + s * h * w, input.weightsAt + (s + cnt) * h * w), [cnt, h, w]);
         toDispose.push(weights);
+      }
+      if (input.hasDiceWeights) {
+        diceWeights = tf.tensor3d(f32.subarray(input.diceWeightsAt + s * h * w, input.diceWeightsAt + (s + cnt) * h * w), [cnt, h, w]);
+        toDispose.push(diceWeights);
       }
     }
     const t1 = performance.now();
@@ -198,6 +210,7 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
     };
 
     let ceTerm: tf.Scalar | undefined;
+    let ceDiceTerm: tf.Scalar | undefined; // the CE term's part on Dice-weighted pixels (reported, not differentiated)
     let grads: tf.NamedTensorMap | undefined;
     if (images !== undefined && target !== undefined) {
       const x = images;
@@ -205,9 +218,10 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
       const res = tf.variableGrads(() => {
         const logits = m.logits(x, true); // [n_s, H, W, K]
         const ce = tf.neg(tf.sum(tf.mul(t, tf.logSoftmax(logits, -1)), -1)); // [n_s, H, W]
-        const ceSum = weights === undefined ? tf.sum(ce) : tf.sum(tf.mul(weights, ce));
-        const ceT = tf.div<tf.Scalar>(ceSum, input.normaliser);
+        const wce = weights === undefined ? ce : tf.mul(weights, ce);
+        const ceT = tf.div<tf.Scalar>(tf.sum(wce), input.normaliser);
         ceTerm = tf.keep(ceT);
+        if (diceWeights !== undefined) ceDiceTerm = tf.keep(tf.div<tf.Scalar>(tf.sum(tf.mul(diceWeights, wce)), input.normaliser));
         let total = tf.mul<tf.Scalar>(ceT, ceWeight);
         if (diceWeight > 0) {
           let p = tf.softmax(logits, -1); // [n_s, H, W, K]
@@ -216,7 +230,8 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
             p = tf.slice(p, [0, 0, 0, 1], [-1, -1, -1, k - 1]);
             tk = tf.slice(t, [0, 0, 0, 1], [-1, -1, -1, k - 1]);
           }
-          const wd = diceUsesWeights && weights !== undefined ? tf.expandDims(weights, -1) : undefined; // [n_s, H, W, 1]
+          const dw = diceWeights ?? (diceUsesWeights ? weights : undefined);
+          const wd = dw === undefined ? undefined : tf.expandDims(dw, -1); // [n_s, H, W, 1]
           const pw = wd === undefined ? p : tf.mul(p, wd);
           const tw = wd === undefined ? tk : tf.mul(tk, wd);
           const inter = tf.sum(tf.mul(pw, tk), [0, 1, 2]); // [K']
@@ -231,6 +246,7 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
       grads = res.grads;
       toDispose.push(...Object.values(grads));
       if (ceTerm !== undefined) toDispose.push(ceTerm);
+      if (ceDiceTerm !== undefined) toDispose.push(ceDiceTerm);
     } else if (diceWeight > 0) {
       exchangeDiceTotals(new Float32Array(k), new Float32Array(k));
     }
@@ -238,7 +254,8 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
     // Phase 2: gradients and BatchNorm statistics through shared memory.
     const own = gradsOffset(layout, init.index);
     ex[own] = ceTerm === undefined ? 0 : ceTerm.dataSync()[0]!;
-    let o = own + 1;
+    ex[own + 1] = ceDiceTerm === undefined ? 0 : ceDiceTerm.dataSync()[0]!;
+    let o = own + GRAD_HEADER;
     for (const v of r.trainVars) {
       if (grads === undefined) ex.fill(0, o, o + v.size);
       else ex.set(grads[v.name]!.dataSync(), o);
@@ -256,18 +273,22 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
     const total = layout.params + layout.buffers;
     const acc = new Float64Array(total);
     let ceSum = 0;
+    let ceDiceSum = 0;
     const shards = splitBatch(n, init.workers);
     for (let wk = 0; wk < init.workers; wk++) {
       const base = gradsOffset(layout, wk);
       ceSum += ex[base]!;
-      for (let j = 0; j < layout.params; j++) acc[j]! += ex[base + 1 + j]!;
+      ceDiceSum += ex[base + 1]!;
+      const g = base + GRAD_HEADER;
+      for (let j = 0; j < layout.params; j++) acc[j]! += ex[g + j]!;
       const share = shards[wk]!.count / n; // BatchNorm statistics: mean over shards weighted by shard size
-      if (share > 0) for (let j = layout.params; j < total; j++) acc[j]! += share * ex[base + 1 + j]!;
+      if (share > 0) for (let j = layout.params; j < total; j++) acc[j]! += share * ex[g + j]!;
     }
     const reduced = Float32Array.from(acc);
     const t4 = performance.now();
     const loss = ceWeight * ceSum + (diceWeight > 0 ? diceWeight * diceLoss : 0);
     const dice = diceWeight > 0 ? diceLoss : 0;
+    const ceSplit = input.hasDiceWeights ? { ceDiceWeighted: ceDiceSum } : {};
     // BatchNorm running statistics: every replica takes the shard-size-weighted mean (the training forward moved them).
     const assignBuffers = (): void => {
       let off = layout.params;
@@ -290,6 +311,7 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
       return {
         loss,
         ce: ceSum,
+        ...ceSplit,
         dice,
         gradNorm: Math.sqrt(sq),
         learningRate: r.adam.learningRate,
@@ -351,6 +373,7 @@ function step(input: StepInput, shard: Shard, update: boolean, lossOptions: Para
     return {
       loss,
       ce: ceSum,
+      ...ceSplit,
       dice,
       gradNorm,
       learningRate,
