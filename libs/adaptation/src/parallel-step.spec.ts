@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { Rng } from '@purify/imaging';
 import { EmaTeacher, buildUNet, createAdam, type SegModel, type WeightSnapshot } from '@purify/models';
 import { initTrainingBackend, type SliceBatch } from '@purify/training';
 import { dualHostBatch, ParallelAdaptation } from './parallel-step';
@@ -8,16 +9,10 @@ beforeAll(async () => {
   await initTrainingBackend('wasm');
 });
 
-/** mulberry32 uniforms in [0, 1). */
+/** Seeded uniforms in [0, 1). */
 function uniforms(count: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  return Float32Array.from({ length: count }, () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  });
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: count }, () => rng.uniform());
 }
 
 const H = 16;
