@@ -618,16 +618,10 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
             }
             const t0 = performance.now();
             const { a, b } = next;
-            let res: DualStepResult;
-            if (parallel === undefined) {
-              res = inProcess(a, b);
-              if (s + 1 < h.stepsPerRound) next = draw(s + 1);
-            } else {
-              // The workers compute while this thread draws and augments the next batch.
-              const pending = parallel.step(a, b, h.targetWeight);
-              if (s + 1 < h.stepsPerRound) next = draw(s + 1);
-              res = await pending;
-            }
+            // On workers, this thread draws and augments the next batch while they compute.
+            const pending = parallel === undefined ? Promise.resolve(inProcess(a, b)) : parallel.step(a, b, h.targetWeight);
+            if (s + 1 < h.stepsPerRound) next = draw(s + 1);
+            const res = await pending;
             if (!Number.isFinite(res.loss)) throw new AdaptationConfigError('hyperparameters.learning_rate', `training diverged in round ${r + 1} step ${s + 1}: loss ${res.loss} (lower \`hyperparameters.learning_rate\`, ${h.learningRate})`);
             cb.onStep?.({ round: r + 1, step: s + 1, globalStep: res.step, loss: res.loss, sourceLoss: res.sourceLoss, targetLoss: res.targetLoss, learningRate: res.learningRate, ms: performance.now() - t0 });
             await tick();

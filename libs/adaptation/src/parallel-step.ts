@@ -30,11 +30,13 @@ export function dualHostBatch(source: SliceBatch, target: SliceBatch | undefined
   const [nT, th, tw] = target.shape;
   if (th !== h || tw !== w) throw new AdaptationConfigError('batch', `source and target tiles must have the same size, got ${h}×${w} and ${th}×${tw}`);
   let targetSum = 0;
-  for (let i = 0; i < target.weights.length; i++) targetSum += target.weights[i]!;
+  let maxTarget = 0;
+  for (const v of target.weights) {
+    targetSum += v;
+    if (v > maxTarget) maxTarget = v;
+  }
   const sourceCoefficient = 1 / (nS * px);
   const targetScale = targetWeight / Math.max(targetSum, WEIGHT_SUM_EPSILON);
-  let maxTarget = 0;
-  for (let i = 0; i < target.weights.length; i++) maxTarget = Math.max(maxTarget, target.weights[i]!);
   const scale = Math.max(sourceCoefficient, targetScale * maxTarget); // the largest coefficient becomes 1
 
   const n = nS + nT;

@@ -25,6 +25,7 @@ scratch=$(mktemp -d /tmp/adapt-round-XXXXXX)
 cp -a "$run/artifacts" "$scratch/artifacts"
 echo "adapt-round: $(date -u +%FT%TZ) $(git rev-parse --short HEAD) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $benchmark seed $seed $method; scratch $scratch"
 
+# `up` runs as node itself (not through the purify function) so that $! is the process to stop.
 for workers in 1 0; do # 1 = in process, 0 = automatic (2 workers on wasm with >= 2 cores)
   out="$scratch/w$workers"
   mkdir -p "$out"

@@ -95,7 +95,7 @@ describe('checkRunConfig: method-scoped settings', () => {
     if (error === undefined) {
       checkRunConfig(out, next);
       expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({ oracleSteps: 600, size: 64 });
-      // …and the run continues with it from now on; the old value is refused like any other change.
+      // …and the run continues with it from now on.
       expect(() => checkRunConfig(out, next)).not.toThrow();
     } else {
       expect(() => checkRunConfig(out, next)).toThrow(CliError);

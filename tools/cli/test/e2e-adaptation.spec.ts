@@ -7,7 +7,7 @@
  *
  * The claim checked: for this seed and schedule, `rl` raises the organ-average
  * target Dice over `source-only`. The run is seeded and reproducible (the demo
- * on this code gives source-only 0.374, rl 0.431 on the 2-core VM); a change that
+ * on this code gives source-only 0.374, rl 0.438 on the 2-core VM); a change that
  * loses the gain fails here. Target test labels are read by the benchmark's
  * evaluation only — never by the trainer (libs/adaptation/src/data.spec.ts, "target labels never reach training code").
  *
