@@ -44,6 +44,14 @@ describe('.dockerignore', () => {
   });
 });
 
+/** Debian packages of the native training kernels (libs/models/native): only the trainer trains. */
+const NATIVE_PACKAGES: Record<(typeof SERVICES)[number], { build: readonly string[]; runtime: readonly string[] }> = {
+  segmenter: { build: [], runtime: [] },
+  reliability: { build: [], runtime: [] },
+  agent: { build: [], runtime: [] },
+  trainer: { build: ['g++', 'libopenblas-dev', 'pkg-config'], runtime: ['libopenblas0-pthread'] },
+};
+
 describe.each(SERVICES)('services/%s/Dockerfile', (service) => {
   const { stages, all } = load(service);
   const final = stages[stages.length - 1] as Stage;
@@ -91,10 +99,18 @@ describe.each(SERVICES)('services/%s/Dockerfile', (service) => {
     const envOf = (s: Stage) => s.instructions.filter((i) => i.keyword === 'ENV').map((i) => i.args).join(' ');
     expect(envOf(stages[0] as Stage)).toContain('ONNXRUNTIME_NODE_INSTALL=skip');
     expect(envOf(final)).toContain('ONNXRUNTIME_NODE_INSTALL=skip');
-    expect(runs(stages[0] as Stage)).toEqual(['npm ci --no-audit --no-fund', 'npm run build']);
+    const apt = (packages: readonly string[]) =>
+      packages.length === 0 ? [] : [`apt-get update && apt-get install -y --no-install-recommends ${packages.join(' ')} && rm -rf /var/lib/apt/lists/*`];
+    const native = NATIVE_PACKAGES[service];
+    expect(runs(stages[0] as Stage)).toEqual([...apt(native.build), 'npm ci --no-audit --no-fund', 'npm run build']);
     expect(runs(stages[1] as Stage)[0]).toBe(`npm ci --omit=dev --workspace=${pkg.name} --no-audit --no-fund`);
-    // The final stage installs nothing.
-    expect(runs(final).filter((r) => /\bnpm\b|apt-get/.test(r))).toEqual([]);
+    // The final stage installs no npm packages, and from Debian only the native kernels' runtime library.
+    expect(runs(final).filter((r) => /\bnpm\b|apt-get/.test(r))).toEqual(apt(native.runtime));
+    if (native.build.length > 0) {
+      // A failed native build must fail the image, not fall back to the slow kernels.
+      expect(envOf(stages[0] as Stage)).toContain('PURIFY_NATIVE_KERNELS=require');
+      expect(envOf(final)).toContain('PURIFY_NATIVE_KERNELS=require');
+    }
   });
 
   it('runs the compiled entry point as a non-root user, with a gRPC health check and the right ports', () => {

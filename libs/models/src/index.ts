@@ -32,7 +32,7 @@ export { exportLayersModel, exportOnnx, ONNX_INPUT_NAME, ONNX_IR_VERSION, ONNX_O
 export type { OnnxExportOptions } from './onnx/export';
 
 // Fast, correct TensorFlow.js-wasm training kernels (docs/kernels.md).
-export { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from './kernels';
+export { NATIVE_ADDON_PATH, WASM_TRAINING_KERNELS, nativeAddon, registerWasmTrainingKernels, type NativeStatus, type RegisterOptions } from './kernels';
 
 // Data-parallel training across worker_threads (docs/parallel-training.md).
 export { DataParallelTrainer, DEFAULT_PARALLEL_WORKERS, ParallelWorkerError, UpdateMode, splitBatch, crossEntropyNormaliser, diceTotalsGradient } from './parallel';

@@ -1,11 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import { registerWasmTrainingKernels } from './index';
-import { relativeError, runOn, seeded, seededOneHot, wasmDataIds } from './kernels.test-util';
+import { describeKernelVariants, relativeError, runOn, seeded, seededOneHot, wasmDataIds } from './kernels.test-util';
 
 /**
  * Gradient checks of our wasm Conv2DBackpropInput / Conv2DBackpropFilter
  * against the cpu backend (tfjs-backend-cpu's reference kernels), on the same
  * data. Tolerance: relative error (max |Δ| / max |cpu|) ≤ 1e-4.
+ *
+ * Every check runs for both variants of the convolution kernels: the pure
+ * wasm ones, and the native im2col + BLAS ones where the addon is built.
+ * Without the addon the native variant is skipped, unless
+ * PURIFY_NATIVE_KERNELS=require (set in CI, which builds it): then its
+ * absence fails the suite.
  */
 const TOL = 1e-4;
 
@@ -51,142 +57,133 @@ const CASES: Case[] = [
 
 const label = (c: Case): string => `x [${c.x.join(',')}] w [${c.w.join(',')}] strides ${JSON.stringify(c.strides)} pad ${JSON.stringify(c.pad)}`;
 
-let original: string;
-beforeAll(async () => {
-  await tf.ready();
-  original = tf.getBackend();
-  await tf.setBackend('wasm');
-  await tf.ready();
-  registerWasmTrainingKernels();
-});
-afterAll(async () => {
-  await tf.setBackend(original);
-});
-
-/** dx, dw of Σ conv2d(x, w) ⊙ r (r a fixed random weighting, so dy is not constant). */
-function convGrads(c: Case, seed: number): () => tf.Tensor[] {
-  const xv = seeded(c.x, seed);
-  const wv = seeded(c.w, seed + 1);
-  return () =>
-    tf.tidy(() => {
-      const x = tf.tensor4d(xv, c.x);
-      const w = tf.tensor4d(wv, c.w);
-      const y = tf.conv2d(x, w, c.strides, c.pad);
-      const r = tf.tensor(seeded(y.shape, seed + 2), y.shape);
-      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), r)))([x, w]);
-      return [dx!, dw!];
-    });
-}
-
-describe('Conv2D gradients on wasm match the cpu backend', () => {
-  it.each(CASES.map((c, i) => [label(c), c, i] as const))('%s', async (_name, c, i) => {
-    const f = convGrads(c, 100 + 10 * i);
-    const [dxWasm, dwWasm] = await runOn('wasm', f);
-    const [dxCpu, dwCpu] = await runOn('cpu', f);
-    expect(relativeError(dxWasm!, dxCpu!)).toBeLessThanOrEqual(TOL);
-    expect(relativeError(dwWasm!, dwCpu!)).toBeLessThanOrEqual(TOL);
-  });
-});
-
-describe('conv2dTranspose forward (Conv2DBackpropInput) on wasm matches cpu', () => {
-  // [dy (the transposed conv's input), filter [KH, KW, Cout of the op, Cin of the op], output shape, stride, pad]
-  const T: [number[], number[], [number, number, number, number], number, 'same' | 'valid'][] = [
-    // U-Net upsampling 2×2 stride 2: [2, 5, 7, 6] -> [2, 10, 14, 3]
-    [[2, 5, 7, 6], [2, 2, 3, 6], [2, 10, 14, 3], 2, 'same'],
-    // 3×3 stride 2 'same': [3, 4, 3, 5] -> [3, 7, 5, 2]
-    [[3, 4, 3, 5], [3, 3, 2, 5], [3, 7, 5, 2], 2, 'same'],
-    // 3×3 stride 1 'valid' (full correlation): [2, 5, 5, 3] -> [2, 7, 7, 4]
-    [[2, 5, 5, 3], [3, 3, 4, 3], [2, 7, 7, 4], 1, 'valid'],
-  ];
-  it.each(T)('dy %j filter %j -> %j stride %d %s', async (dyShape, wShape, outShape, stride, pad) => {
-    const dv = seeded(dyShape, 7);
-    const wv = seeded(wShape, 8);
-    const f = (): tf.Tensor[] => [
-      tf.tidy(() => tf.conv2dTranspose(tf.tensor4d(dv, dyShape as [number, number, number, number]), tf.tensor4d(wv, wShape as [number, number, number, number]), outShape, stride, pad)),
-    ];
-    const [a] = await runOn('wasm', f);
-    const [b] = await runOn('cpu', f);
-    expect(relativeError(a!, b!)).toBeLessThanOrEqual(TOL);
-  });
-});
-
-describe('end to end: a small U-Net-like conv net', () => {
-  // x [2, 9, 11, 1] -> conv3×3(1→3)+relu -> maxpool 2 -> conv3×3(3→6)+relu -> convT 2×2 s2 (6→3) ->
-  // crop/concat with the first block -> conv3×3(6→5) -> softmax cross-entropy against random labels.
-  const shapes: Record<string, number[]> = { w1: [3, 3, 1, 3], b1: [3], w2: [3, 3, 3, 6], b2: [6], wt: [2, 2, 3, 6], w3: [3, 3, 6, 5], b3: [5] };
-  const values = Object.fromEntries(Object.entries(shapes).map(([k, s], i) => [k, seeded(s, 300 + i)]));
-  const xv = seeded([2, 10, 12, 1], 400);
-  const labels = seededOneHot([2, 10, 12], 5, 401);
-
-  function lossGrads(): tf.Tensor[] {
-    return tf.tidy(() => {
-      const vars = Object.entries(shapes).map(([k, s]) => tf.tensor(values[k]!, s));
-      const x = tf.tensor4d(xv, [2, 10, 12, 1]);
-      const y = tf.tensor4d(labels, [2, 10, 12, 5]);
-      const loss = (w1: tf.Tensor, b1: tf.Tensor, w2: tf.Tensor, b2: tf.Tensor, wt: tf.Tensor, w3: tf.Tensor, b3: tf.Tensor): tf.Scalar => {
-        const h1 = tf.relu(tf.add(tf.conv2d(x, w1 as tf.Tensor4D, 1, 'same'), b1)) as tf.Tensor4D; // [2, 10, 12, 3]
-        const p = tf.maxPool(h1, 2, 2, 'valid'); // [2, 5, 6, 3]
-        const h2 = tf.relu(tf.add(tf.conv2d(p, w2 as tf.Tensor4D, 1, 'same'), b2)) as tf.Tensor4D; // [2, 5, 6, 6]
-        const up = tf.conv2dTranspose(h2, wt as tf.Tensor4D, [2, 10, 12, 3], 2, 'same'); // [2, 10, 12, 3]
-        const cat = tf.concat([up, h1], 3); // [2, 10, 12, 6]
-        const logits = tf.add(tf.conv2d(cat, w3 as tf.Tensor4D, 1, 'same'), b3); // [2, 10, 12, 5]
-        return tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logits);
-      };
-      return tf.grads(loss)(vars);
-    });
+describeKernelVariants((variant) => {
+  /** y = conv2d(x, w), and dx, dw of Σ y ⊙ r (r a fixed random weighting, so dy is not constant). */
+  function convGrads(c: Case, seed: number): () => tf.Tensor[] {
+    const xv = seeded(c.x, seed);
+    const wv = seeded(c.w, seed + 1);
+    return () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(xv, c.x);
+        const w = tf.tensor4d(wv, c.w);
+        const y = tf.conv2d(x, w, c.strides, c.pad);
+        const r = tf.tensor(seeded(y.shape, seed + 2), y.shape);
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.strides, c.pad), r)))([x, w]);
+        return [y, dx!, dw!];
+      });
   }
 
-  it('gradients of the loss w.r.t. every weight equal the cpu backend', async () => {
-    const wasm = await runOn('wasm', lossGrads);
-    const cpu = await runOn('cpu', lossGrads);
-    expect(wasm).toHaveLength(7);
-    wasm.forEach((g, i) => expect(relativeError(g, cpu[i]!)).toBeLessThanOrEqual(TOL));
+  describe('Conv2D and its gradients on wasm match the cpu backend', () => {
+    it.each(CASES.map((c, i) => [label(c), c, i] as const))('%s', async (_name, c, i) => {
+      const f = convGrads(c, 100 + 10 * i);
+      const [yWasm, dxWasm, dwWasm] = await runOn('wasm', f);
+      const [yCpu, dxCpu, dwCpu] = await runOn('cpu', f);
+      expect(relativeError(yWasm!, yCpu!)).toBeLessThanOrEqual(TOL);
+      expect(relativeError(dxWasm!, dxCpu!)).toBeLessThanOrEqual(TOL);
+      expect(relativeError(dwWasm!, dwCpu!)).toBeLessThanOrEqual(TOL);
+    });
   });
 
-  it('leaves no tensors and no backend buffers behind', async () => {
-    await tf.setBackend('wasm');
-    tf.dispose(lossGrads()); // warm-up (lazy kernel setup)
-    const tensors = tf.memory().numTensors;
-    const buffers = wasmDataIds();
-    tf.dispose(lossGrads());
-    expect(tf.memory().numTensors).toBe(tensors);
-    expect(wasmDataIds()).toBe(buffers);
-  });
-});
-
-describe('bad input', () => {
-  it('refuses NCHW with the kernel name and the received format', async () => {
-    await tf.setBackend('wasm');
-    const dy = tf.zeros([1, 3, 4, 4]);
-    const x = tf.zeros([1, 3, 4, 4]);
-    const w = tf.zeros([3, 3, 3, 3]);
-    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 3] })).toThrow(
-      new Error("Conv2DBackpropFilter on wasm supports dataFormat 'NHWC' only, got 'NCHW'"),
-    );
-    expect(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 1, pad: 'same', dataFormat: 'NCHW', inputShape: [1, 3, 4, 4] })).toThrow(
-      new Error("Conv2DBackpropInput on wasm supports dataFormat 'NHWC' only, got 'NCHW'"),
-    );
-    tf.dispose([dy, x, w]);
+  describe('conv2dTranspose forward (Conv2DBackpropInput) on wasm matches cpu', () => {
+    // [dy (the transposed conv's input), filter [KH, KW, Cout of the op, Cin of the op], output shape, stride, pad]
+    const T: [number[], number[], [number, number, number, number], number, 'same' | 'valid'][] = [
+      // U-Net upsampling 2×2 stride 2: [2, 5, 7, 6] -> [2, 10, 14, 3]
+      [[2, 5, 7, 6], [2, 2, 3, 6], [2, 10, 14, 3], 2, 'same'],
+      // 3×3 stride 2 'same': [3, 4, 3, 5] -> [3, 7, 5, 2]
+      [[3, 4, 3, 5], [3, 3, 2, 5], [3, 7, 5, 2], 2, 'same'],
+      // 3×3 stride 1 'valid' (full correlation): [2, 5, 5, 3] -> [2, 7, 7, 4]
+      [[2, 5, 5, 3], [3, 3, 4, 3], [2, 7, 7, 4], 1, 'valid'],
+    ];
+    it.each(T)('dy %j filter %j -> %j stride %d %s', async (dyShape, wShape, outShape, stride, pad) => {
+      const dv = seeded(dyShape, 7);
+      const wv = seeded(wShape, 8);
+      const f = (): tf.Tensor[] => [
+        tf.tidy(() => tf.conv2dTranspose(tf.tensor4d(dv, dyShape as [number, number, number, number]), tf.tensor4d(wv, wShape as [number, number, number, number]), outShape, stride, pad)),
+      ];
+      const [a] = await runOn('wasm', f);
+      const [b] = await runOn('cpu', f);
+      expect(relativeError(a!, b!)).toBeLessThanOrEqual(TOL);
+    });
   });
 
-  it('refuses a dy whose spatial shape does not match the convolution', async () => {
-    await tf.setBackend('wasm');
-    const x = tf.zeros([1, 6, 6, 2]);
-    const dy = tf.zeros([1, 5, 6, 3]); // 'same' stride 1 gives [6, 6]
-    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 2, 3] })).toThrow(
-      new Error('Conv2DBackpropFilter: dy has spatial shape [5, 6], the convolution gives [6, 6]'),
-    );
-    tf.dispose([x, dy]);
-  });
-});
+  describe('end to end: a small U-Net-like conv net', () => {
+    // x [2, 9, 11, 1] -> conv3×3(1→3)+relu -> maxpool 2 -> conv3×3(3→6)+relu -> convT 2×2 s2 (6→3) ->
+    // crop/concat with the first block -> conv3×3(6→5) -> softmax cross-entropy against random labels.
+    const shapes: Record<string, number[]> = { w1: [3, 3, 1, 3], b1: [3], w2: [3, 3, 3, 6], b2: [6], wt: [2, 2, 3, 6], w3: [3, 3, 6, 5], b3: [5] };
+    const values = Object.fromEntries(Object.entries(shapes).map(([k, s], i) => [k, seeded(s, 300 + i)]));
+    const xv = seeded([2, 10, 12, 1], 400);
+    const labels = seededOneHot([2, 10, 12], 5, 401);
 
-describe('registerWasmTrainingKernels', () => {
-  it('is idempotent: a second call keeps the same registrations', () => {
-    const names = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Conv3DBackpropInputV2', 'Conv3DBackpropFilterV2', 'Identity', 'Sum', 'Concat', 'SplitV', 'MaxPoolGrad'];
-    const before = names.map((k) => tf.getKernel(k, 'wasm'));
-    registerWasmTrainingKernels();
-    const after = names.map((k) => tf.getKernel(k, 'wasm'));
-    expect(after).toEqual(before);
-    after.forEach((k, i) => expect(k).toBe(before[i]));
+    function lossGrads(): tf.Tensor[] {
+      return tf.tidy(() => {
+        const vars = Object.entries(shapes).map(([k, s]) => tf.tensor(values[k]!, s));
+        const x = tf.tensor4d(xv, [2, 10, 12, 1]);
+        const y = tf.tensor4d(labels, [2, 10, 12, 5]);
+        const loss = (w1: tf.Tensor, b1: tf.Tensor, w2: tf.Tensor, b2: tf.Tensor, wt: tf.Tensor, w3: tf.Tensor, b3: tf.Tensor): tf.Scalar => {
+          const h1 = tf.relu(tf.add(tf.conv2d(x, w1 as tf.Tensor4D, 1, 'same'), b1)) as tf.Tensor4D; // [2, 10, 12, 3]
+          const p = tf.maxPool(h1, 2, 2, 'valid'); // [2, 5, 6, 3]
+          const h2 = tf.relu(tf.add(tf.conv2d(p, w2 as tf.Tensor4D, 1, 'same'), b2)) as tf.Tensor4D; // [2, 5, 6, 6]
+          const up = tf.conv2dTranspose(h2, wt as tf.Tensor4D, [2, 10, 12, 3], 2, 'same'); // [2, 10, 12, 3]
+          const cat = tf.concat([up, h1], 3); // [2, 10, 12, 6]
+          const logits = tf.add(tf.conv2d(cat, w3 as tf.Tensor4D, 1, 'same'), b3); // [2, 10, 12, 5]
+          return tf.losses.softmaxCrossEntropy<tf.Tensor, tf.Scalar>(y, logits);
+        };
+        return tf.grads(loss)(vars);
+      });
+    }
+
+    it('gradients of the loss w.r.t. every weight equal the cpu backend', async () => {
+      const wasm = await runOn('wasm', lossGrads);
+      const cpu = await runOn('cpu', lossGrads);
+      expect(wasm).toHaveLength(7);
+      wasm.forEach((g, i) => expect(relativeError(g, cpu[i]!)).toBeLessThanOrEqual(TOL));
+    });
+
+    it('leaves no tensors and no backend buffers behind', async () => {
+      await tf.setBackend('wasm');
+      tf.dispose(lossGrads()); // warm-up (lazy kernel setup)
+      const tensors = tf.memory().numTensors;
+      const buffers = wasmDataIds();
+      tf.dispose(lossGrads());
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(wasmDataIds()).toBe(buffers);
+    });
+  });
+
+  describe('bad input', () => {
+    it('refuses NCHW with the kernel name and the received format', async () => {
+      await tf.setBackend('wasm');
+      const dy = tf.zeros([1, 3, 4, 4]);
+      const x = tf.zeros([1, 3, 4, 4]);
+      const w = tf.zeros([3, 3, 3, 3]);
+      expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 3] })).toThrow(
+        new Error("Conv2DBackpropFilter on wasm supports dataFormat 'NHWC' only, got 'NCHW'"),
+      );
+      expect(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter: w }, { strides: 1, pad: 'same', dataFormat: 'NCHW', inputShape: [1, 3, 4, 4] })).toThrow(
+        new Error("Conv2DBackpropInput on wasm supports dataFormat 'NHWC' only, got 'NCHW'"),
+      );
+      tf.dispose([dy, x, w]);
+    });
+
+    it('refuses a dy whose spatial shape does not match the convolution', async () => {
+      await tf.setBackend('wasm');
+      const x = tf.zeros([1, 6, 6, 2]);
+      const dy = tf.zeros([1, 5, 6, 3]); // 'same' stride 1 gives [6, 6]
+      expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 2, 3] })).toThrow(
+        new Error('Conv2DBackpropFilter: dy has spatial shape [5, 6], the convolution gives [6, 6]'),
+      );
+      tf.dispose([x, dy]);
+    });
+  });
+
+  describe('registerWasmTrainingKernels', () => {
+    it('is idempotent: a second call keeps the same registrations', () => {
+      const names = ['Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Conv3DBackpropInputV2', 'Conv3DBackpropFilterV2', 'Identity', 'Sum', 'Concat', 'SplitV', 'MaxPoolGrad'];
+      const before = names.map((k) => tf.getKernel(k, 'wasm'));
+      registerWasmTrainingKernels({ native: variant === 'native' });
+      const after = names.map((k) => tf.getKernel(k, 'wasm'));
+      expect(after).toEqual(before);
+      after.forEach((k, i) => expect(k).toBe(before[i]));
+    });
   });
 });

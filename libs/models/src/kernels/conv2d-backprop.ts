@@ -31,7 +31,7 @@ export function conv2DInfoFor(
   kernelName: string,
   inShape: readonly number[],
   filterShape: readonly number[],
-  attrs: tf.Conv2DBackpropInputAttrs | tf.Conv2DBackpropFilterAttrs,
+  attrs: Pick<tf.Conv2DAttrs, 'strides' | 'pad' | 'dataFormat' | 'dimRoundingMode'>,
 ): Conv2DInfo {
   if (attrs.dataFormat !== 'NHWC') {
     throw new Error(`${kernelName} on wasm supports dataFormat 'NHWC' only, got '${String(attrs.dataFormat)}'`);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { alias, heapF32, release, transpose, wasmBackendOf, type KernelArgs, type WasmBackend } from './wasm-backend';
+import { alias, heapF32, release, transpose, wasmBackendOf, type WasmBackend } from './wasm-backend';
 
 /**
  * Data-movement kernels of a U-Net step: skip-connection `Concat`, its
@@ -115,25 +115,37 @@ export function makeSplitVWasm(fallback: tf.KernelFunc): tf.KernelFunc {
  * `MaxPoolGrad` (NHWC, dilation 1): each window's dy goes to the window's
  * first strict maximum in row-major order (the cpu backend's rule; a window
  * of NaNs passes nothing), accumulated where windows overlap.
- * x `[N, H, W, C]`, dy `[N, OH, OW, C]` -> dx `[N, H, W, C]`.
+ * x `[N, H, W, C]`, dy `[N, OH, OW, C]` -> dx `[N, H, W, C]`. The scatter
+ * runs in JS by default, natively where the addon is built (./native.ts).
  */
-export function maxPoolGradWasm(args: KernelArgs): tf.TensorInfo {
-  const name = 'MaxPoolGrad';
-  const backend: WasmBackend = wasmBackendOf(args, name);
-  const x = args.inputs['input'];
-  const dy = args.inputs['dy'];
-  if (x == null || dy == null) throw new Error(`${name}: inputs 'input' and 'dy' are required`);
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error(`${name}: expected float32 input and dy, got ${x.dtype} and ${dy.dtype}`);
-  const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
-  const { top, left } = info.padInfo;
-  if (dy.shape[1] !== oh || dy.shape[2] !== ow) throw new Error(`${name}: dy has spatial shape [${dy.shape[1]}, ${dy.shape[2]}], the pooling gives [${oh}, ${ow}]`);
+export function makeMaxPoolGrad(scatter: MaxPoolScatter = maxPoolScatterJs): tf.KernelFunc {
+  return (args) => {
+    const name = 'MaxPoolGrad';
+    const backend: WasmBackend = wasmBackendOf(args, name);
+    const x = args.inputs['input'];
+    const dy = args.inputs['dy'];
+    if (x == null || dy == null) throw new Error(`${name}: inputs 'input' and 'dy' are required`);
+    if (x.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error(`${name}: expected float32 input and dy, got ${x.dtype} and ${dy.dtype}`);
+    const attrs = args.attrs as unknown as tf.MaxPoolGradAttrs;
+    const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+    const { top, left } = info.padInfo;
+    if (dy.shape[1] !== oh || dy.shape[2] !== ow) throw new Error(`${name}: dy has spatial shape [${dy.shape[1]}, ${dy.shape[2]}], the pooling gives [${oh}, ${ow}]`);
 
-  const out = backend.makeOutput([...x.shape], 'float32');
-  const xv = heapF32(backend, x);
-  const gv = heapF32(backend, dy);
-  const dx = heapF32(backend, out);
+    const out = backend.makeOutput([...x.shape], 'float32');
+    scatter(heapF32(backend, x), heapF32(backend, dy), heapF32(backend, out), Int32Array.from([n, h, w, c, oh, ow, sh, sw, fh, fw, top, left]));
+    return out;
+  };
+}
+
+/**
+ * The scatter itself: x, dy, dx (written whole) and the geometry
+ * `[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]`.
+ */
+export type MaxPoolScatter = (x: Float32Array, dy: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
+
+function maxPoolScatterJs(xv: Float32Array, gv: Float32Array, dx: Float32Array, geometry: Int32Array): void {
+  const [n, h, w, c, oh, ow, sh, sw, fh, fw, top, left] = geometry as unknown as [number, number, number, number, number, number, number, number, number, number, number, number];
   dx.fill(0);
   const best = new Float32Array(c);
   const where = new Int32Array(c);
@@ -166,5 +178,4 @@ export function maxPoolGradWasm(args: KernelArgs): tf.TensorInfo {
       }
     }
   }
-  return out;
 }

@@ -27,7 +27,7 @@ export function identityWasm(args: KernelArgs): tf.TensorInfo {
  * to the shipped kernel (`fallback`), which first transposes the reduced axes
  * innermost — a full extra copy for this case.
  */
-export function makeSumWasm(fallback: tf.KernelFunc): tf.KernelFunc {
+export function makeSumWasm(fallback: tf.KernelFunc, columnSums: ColumnSums = columnSumsJs): tf.KernelFunc {
   return (args) => {
     const x = args.inputs['x'];
     const attrs = args.attrs as unknown as tf.SumAttrs;
@@ -39,12 +39,18 @@ export function makeSumWasm(fallback: tf.KernelFunc): tf.KernelFunc {
     if (!leading || c === 0) return fallback(args);
     const backend = wasmBackendOf(args, 'Sum');
     const out = backend.makeOutput(attrs.keepDims ? [...x.shape.slice(0, -1).map(() => 1), c] : [c], 'float32');
-    const v = heapF32(backend, x);
-    const acc = new Float64Array(c);
-    for (let i = 0; i < v.length; i += c) {
-      for (let j = 0; j < c; j++) acc[j] = acc[j]! + v[i + j]!;
-    }
-    heapF32(backend, out).set(acc);
+    columnSums(heapF32(backend, x), c, heapF32(backend, out));
     return out;
   };
+}
+
+/** `out[j] = Σ_i x[i·cols + j]` with float64 accumulators. */
+export type ColumnSums = (x: Float32Array, cols: number, out: Float32Array) => void;
+
+function columnSumsJs(x: Float32Array, cols: number, out: Float32Array): void {
+  const acc = new Float64Array(cols);
+  for (let i = 0; i < x.length; i += cols) {
+    for (let j = 0; j < cols; j++) acc[j] = acc[j]! + x[i + j]!;
+  }
+  out.set(acc);
 }

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { nativeAddon } from './native';
+import { registerWasmTrainingKernels } from './register';
 
 /**
  * Shared helpers for the kernel specs: run the same computation on the cpu
@@ -58,4 +60,35 @@ export function relativeError(a: Float32Array, b: Float32Array): number {
 /** Number of data buffers the wasm backend holds (catches intermediates a kernel forgot to release). */
 export function wasmDataIds(): number {
   return tf.findBackend('wasm')?.numDataIds() ?? 0;
+}
+
+/**
+ * The kernel variants a spec runs for: the pure wasm kernels always, the
+ * native ones where the addon is built. Without the addon the native variant
+ * is left out, unless PURIFY_NATIVE_KERNELS=require (CI builds the addon and
+ * sets it): then loading it throws and the suite fails.
+ */
+export const KERNEL_VARIANTS: readonly ('wasm' | 'native')[] = nativeAddon().status.loaded ? ['wasm', 'native'] : ['wasm'];
+
+/**
+ * `describe`s `body` once per {@link KERNEL_VARIANTS} entry, with the wasm
+ * backend active and that variant's kernels registered (the previous backend
+ * is restored afterwards).
+ */
+export function describeKernelVariants(body: (variant: 'wasm' | 'native') => void): void {
+  describe.each(KERNEL_VARIANTS)('%s kernels', (variant) => {
+    let original: string;
+    beforeAll(async () => {
+      await tf.ready();
+      original = tf.getBackend();
+      await tf.setBackend('wasm');
+      await tf.ready();
+      const status = registerWasmTrainingKernels({ native: variant === 'native' });
+      expect(status.loaded).toBe(variant === 'native');
+    });
+    afterAll(async () => {
+      await tf.setBackend(original);
+    });
+    body(variant);
+  });
 }

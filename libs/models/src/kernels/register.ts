@@ -1,8 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-backprop';
 import { conv3DBackpropFilterV2Wasm, conv3DBackpropInputV2Wasm } from './conv3d-backprop';
-import { makeConcatWasm, makeSplitVWasm, maxPoolGradWasm } from './copy-kernels';
+import { makeConcatWasm, makeMaxPoolGrad, makeSplitVWasm } from './copy-kernels';
 import { identityWasm, makeSumWasm } from './elementwise';
+import { conv2DBackpropFilterNative, conv2DBackpropInputNative, makeConv2DNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
 import { WASM } from './wasm-backend';
 
 /**
@@ -35,37 +36,72 @@ export const WASM_TRAINING_KERNELS: readonly KernelSpec[] = [
   { kernelName: tf.Sum, why: 'bias gradients transposed the whole tensor first', make: (shipped) => makeSumWasm(requireShipped(tf.Sum, shipped).kernelFunc) },
   { kernelName: tf.Concat, why: 'one subarray allocation per pixel', make: (shipped) => makeConcatWasm(requireShipped(tf.Concat, shipped).kernelFunc) },
   { kernelName: tf.SplitV, why: 'one subarray allocation per pixel', make: (shipped) => makeSplitVWasm(requireShipped(tf.SplitV, shipped).kernelFunc) },
-  { kernelName: tf.MaxPoolGrad, why: 'recomputed window maxima per input pixel', make: () => maxPoolGradWasm },
+  { kernelName: tf.MaxPoolGrad, why: 'recomputed window maxima per input pixel', make: () => makeMaxPoolGrad() },
 ];
 
-/** Our registered configs (to recognise them on a repeated call). */
-const ours = new WeakSet<tf.KernelConfig>();
+/** Native kernels (./native.ts: im2col + BLAS convolutions and two scatter/reduce loops), used instead of the wasm ones when the addon is built. */
+export function nativeKernels(addon: NativeAddon): readonly KernelSpec[] {
+  return [
+    { kernelName: tf.Conv2D, why: 'XNNPACK in wasm (128-bit SIMD, no FMA) is ~3x slower than native BLAS', make: (shipped) => makeConv2DNative(addon, requireShipped(tf.Conv2D, shipped).kernelFunc) },
+    { kernelName: tf.Conv2DBackpropInput, why: 'im2col + BLAS instead of XNNPACK convolutions', make: () => conv2DBackpropInputNative(addon) },
+    { kernelName: tf.Conv2DBackpropFilter, why: 'im2col + BLAS instead of tap GEMMs in XNNPACK', make: () => conv2DBackpropFilterNative(addon) },
+    { kernelName: tf.Sum, why: 'the bias-gradient column sums in C++', make: (shipped) => makeSumWasm(requireShipped(tf.Sum, shipped).kernelFunc, addon.columnSums) },
+    { kernelName: tf.MaxPoolGrad, why: 'the window scatter in C++', make: () => makeMaxPoolGrad(addon.maxPoolGrad) },
+  ];
+}
+
+export interface RegisterOptions {
+  /**
+   * Use the native convolutions when the addon loads (default true;
+   * `PURIFY_NATIVE_KERNELS=off|require` decides as well, see ./native.ts).
+   * `false` registers the pure-wasm kernels only.
+   */
+  readonly native?: boolean;
+}
+
+/** Our registered configs, with whether each is the native variant (to recognise them on a repeated call). */
+const ours = new WeakMap<tf.KernelConfig, 'wasm' | 'native'>();
+/** The kernel each name had before we first replaced it (what fallbacks hand back to). */
+const shippedKernels = new Map<string, tf.KernelConfig | undefined>();
 
 /**
  * Registers our wasm training kernels ({@link WASM_TRAINING_KERNELS}):
  * Conv2DBackpropFilter (missing in tfjs-backend-wasm), Conv2DBackpropInput
  * (slow), Conv3DBackpropInputV2 (wrong) and Conv3DBackpropFilterV2 through
  * the backend's fast paths, plus Identity, Sum, Concat, SplitV and
- * MaxPoolGrad, found slow by profiling a U-Net training step. Replaces whatever is registered under those names for
- * 'wasm'. Idempotent.
+ * MaxPoolGrad, found slow by profiling a U-Net training step. Where the
+ * native addon is built, the 2D convolution and its gradients run natively
+ * ({@link nativeKernels}). Replaces whatever is registered under those
+ * names for 'wasm'. Idempotent; a call with the other `native` choice swaps
+ * the convolution kernels. Returns whether the native kernels are in use and why not.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` is loaded (e.g. after
  * `selectBackend`): loading that package registers its own kernels and would
  * silently replace ours, so calling before is refused with an error. Whether
  * wasm is the active backend does not matter.
  */
-export function registerWasmTrainingKernels(): void {
+export function registerWasmTrainingKernels(options: RegisterOptions = {}): NativeStatus {
   if (tf.findBackendFactory(WASM) == null) {
     throw new Error(
       "registerWasmTrainingKernels: the 'wasm' backend is not registered; load @tensorflow/tfjs-backend-wasm first (loading it afterwards would replace these kernels with its own)",
     );
   }
-  for (const spec of WASM_TRAINING_KERNELS) {
-    const current = tf.getKernel(spec.kernelName, WASM);
-    if (current != null && ours.has(current)) continue;
-    const config: tf.KernelConfig = { kernelName: spec.kernelName, backendName: WASM, kernelFunc: spec.make(current) };
-    if (current != null) tf.unregisterKernel(spec.kernelName, WASM);
-    tf.registerKernel(config);
-    ours.add(config);
+  const native = options.native === false ? { addon: undefined, status: { loaded: false, reason: 'native kernels not requested' } } : nativeAddon();
+  const specs = new Map<string, { spec: KernelSpec; variant: 'wasm' | 'native' }>();
+  for (const spec of WASM_TRAINING_KERNELS) specs.set(spec.kernelName, { spec, variant: 'wasm' });
+  if (native.addon !== undefined) for (const spec of nativeKernels(native.addon)) specs.set(spec.kernelName, { spec, variant: 'native' });
+  // Names we replaced natively before but not now (native: false) go back to their wasm variant or the shipped kernel.
+  for (const name of shippedKernels.keys()) {
+    if (!specs.has(name)) specs.set(name, { spec: { kernelName: name, why: 'restore', make: (shipped) => requireShipped(name, shipped).kernelFunc }, variant: 'wasm' });
   }
+  for (const [name, { spec, variant }] of specs) {
+    const current = tf.getKernel(name, WASM);
+    if (current != null && ours.get(current) === variant) continue;
+    if (!shippedKernels.has(name)) shippedKernels.set(name, current != null && ours.has(current) ? undefined : current);
+    const config: tf.KernelConfig = { kernelName: name, backendName: WASM, kernelFunc: spec.make(shippedKernels.get(name)) };
+    if (current != null) tf.unregisterKernel(name, WASM);
+    tf.registerKernel(config);
+    ours.set(config, variant);
+  }
+  return native.status;
 }

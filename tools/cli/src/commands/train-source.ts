@@ -44,7 +44,7 @@ const dice = (v: number | undefined): string => (v === undefined || Number.isNaN
 function summary(r: TrainSourceResult, opts: TrainSourceOpts): string {
   const best = r.training.best;
   const lines = [
-    `backend ${r.backend.backend}${r.backend.wasmKernels === 'purify' ? ' (purify training kernels)' : ''}${r.backend.notes.length > 0 ? `; ${r.backend.notes.join('; ')}` : ''}`,
+    `backend ${r.backend.backend}${r.backend.wasmKernels === 'n/a' ? '' : ` (purify training kernels${r.backend.wasmKernels === 'purify-native' ? ', native' : ''})`}${r.backend.notes.length > 0 ? `; ${r.backend.notes.join('; ')}` : ''}`,
     `${r.training.stopReason} after ${r.training.stepsDone} steps (${r.training.startStep > 0 ? `resumed at ${r.training.startStep}, ` : ''}${r.training.msPerStep.toFixed(0)} ms/step on ${r.training.workers === 1 ? '1 thread' : `${r.training.workers} worker threads`}, wall ${formatSeconds(r.wallMs / 1000)}); best validation at step ${r.training.bestStep}`,
     '',
   ];

@@ -1,0 +1,360 @@
+// 2D convolution and its two gradients (plus two cheap training kernels:
+// bias-gradient sums and MaxPoolGrad) for TensorFlow.js tensors that live on
+// the wasm backend's heap, computed natively with im2col / col2im and the
+// system BLAS (OpenBLAS on Debian). NHWC activations, filters
+// [KH, KW, Cin, Cout] (row-major, so the filter is the matrix
+// [KH*KW*Cin, Cout]), dilation 1. Loaded by libs/models/src/kernels/native.ts;
+// built by libs/models/native/build.mjs.
+//
+// Every function takes its float32 operands as Float32Arrays (views on the
+// wasm heap, no copy) and one Int32Array of geometry:
+//   [N, H, W, Cin, KH, KW, Cout, OH, OW, strideH, strideW, padTop, padLeft]
+// The caller (TypeScript) validates shapes; the sizes are checked again here
+// so a bad call throws instead of reading out of bounds.
+#include <node_api.h>
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+extern "C" void openblas_set_num_threads(int);
+extern "C" int openblas_get_num_threads(void);
+extern "C" char* openblas_get_config(void);
+
+namespace {
+
+struct Geometry {
+  int64_t n, h, w, ci, kh, kw, co, oh, ow, sh, sw, pt, pl;
+  int64_t k() const { return kh * kw * ci; }
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == w; }
+};
+
+// Output pixels per im2col chunk: the chunk's columns stay near 1 MiB so they
+// are still in cache when the GEMM reads them.
+int64_t chunkRows(const Geometry& g) {
+  const int64_t rows = (1 << 18) / std::max<int64_t>(g.k(), 1);
+  return std::max<int64_t>(64, rows);
+}
+
+// col[r, (a*KW + b)*Cin + c] = x[n, y*sh - pt + a, x*sw - pl + b, c] for output
+// pixels p0 .. p0+rows-1 of image n (zeros outside the image).
+void im2col(const float* x, const Geometry& g, int64_t p0, int64_t rows, float* col) {
+  const int64_t k = g.k();
+  const size_t run = static_cast<size_t>(g.ci) * sizeof(float);
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t p = p0 + r;
+    const int64_t oy = p / g.ow, ox = p % g.ow;
+    float* dst = col + r * k;
+    for (int64_t a = 0; a < g.kh; a++) {
+      const int64_t iy = oy * g.sh - g.pt + a;
+      for (int64_t b = 0; b < g.kw; b++, dst += g.ci) {
+        const int64_t ix = ox * g.sw - g.pl + b;
+        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
+          std::memset(dst, 0, run);
+        } else {
+          std::memcpy(dst, x + (iy * g.w + ix) * g.ci, run);
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds col's entries back onto dx (one image).
+void col2imAdd(const float* col, const Geometry& g, int64_t p0, int64_t rows, float* dx) {
+  const int64_t k = g.k();
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t p = p0 + r;
+    const int64_t oy = p / g.ow, ox = p % g.ow;
+    const float* src = col + r * k;
+    for (int64_t a = 0; a < g.kh; a++) {
+      const int64_t iy = oy * g.sh - g.pt + a;
+      for (int64_t b = 0; b < g.kw; b++, src += g.ci) {
+        const int64_t ix = ox * g.sw - g.pl + b;
+        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+        float* d = dx + (iy * g.w + ix) * g.ci;
+        for (int64_t c = 0; c < g.ci; c++) d[c] += src[c];
+      }
+    }
+  }
+}
+
+thread_local std::vector<float> scratch;
+
+float* scratchOf(size_t n) {
+  if (scratch.size() < n) scratch.resize(n);
+  return scratch.data();
+}
+
+// y = conv(x, w): per image, im2col in chunks, then [rows, K] · [K, Cout].
+void conv2d(const float* x, const float* w, float* y, const Geometry& g) {
+  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
+  if (g.pointwise()) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.n * opix, co, g.ci, 1.f, x, g.ci, w, co, 0.f, y, co);
+    return;
+  }
+  const int64_t chunk = std::min(chunkRows(g), opix);
+  float* col = scratchOf(static_cast<size_t>(chunk * k));
+  for (int64_t n = 0; n < g.n; n++) {
+    const float* xn = x + n * g.h * g.w * g.ci;
+    for (int64_t p0 = 0; p0 < opix; p0 += chunk) {
+      const int64_t rows = std::min(chunk, opix - p0);
+      im2col(xn, g, p0, rows, col);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, co, k, 1.f, col, k, w, co, 0.f, y + (n * opix + p0) * co, co);
+    }
+  }
+}
+
+// dx = col2im(dy · wᵀ).
+void conv2dBackpropInput(const float* dy, const float* w, float* dx, const Geometry& g) {
+  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
+  if (g.pointwise()) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.n * opix, g.ci, co, 1.f, dy, co, w, co, 0.f, dx, g.ci);
+    return;
+  }
+  std::memset(dx, 0, static_cast<size_t>(g.n * g.h * g.w * g.ci) * sizeof(float));
+  const int64_t chunk = std::min(chunkRows(g), opix);
+  float* col = scratchOf(static_cast<size_t>(chunk * k));
+  for (int64_t n = 0; n < g.n; n++) {
+    float* dxn = dx + n * g.h * g.w * g.ci;
+    for (int64_t p0 = 0; p0 < opix; p0 += chunk) {
+      const int64_t rows = std::min(chunk, opix - p0);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, co, 1.f, dy + (n * opix + p0) * co, co, w, co, 0.f, col, k);
+      col2imAdd(col, g, p0, rows, dxn);
+    }
+  }
+}
+
+// dw = Σ im2col(x)ᵀ · dy over images and chunks.
+void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const Geometry& g) {
+  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
+  if (g.pointwise()) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ci, co, g.n * opix, 1.f, x, g.ci, dy, co, 0.f, dw, co);
+    return;
+  }
+  const int64_t chunk = std::min(chunkRows(g), opix);
+  float* col = scratchOf(static_cast<size_t>(chunk * k));
+  float beta = 0.f;
+  for (int64_t n = 0; n < g.n; n++) {
+    const float* xn = x + n * g.h * g.w * g.ci;
+    for (int64_t p0 = 0; p0 < opix; p0 += chunk) {
+      const int64_t rows = std::min(chunk, opix - p0);
+      im2col(xn, g, p0, rows, col);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, rows, 1.f, col, k, dy + (n * opix + p0) * co, co, beta, dw, co);
+      beta = 1.f;
+    }
+  }
+  if (beta == 0.f) std::memset(dw, 0, static_cast<size_t>(k * co) * sizeof(float));
+}
+
+// out[j] = Σ_i x[i*cols + j], float64 accumulators (a bias gradient).
+void columnSums(const float* x, int64_t rows, int64_t cols, float* out) {
+  std::vector<double> acc(static_cast<size_t>(cols), 0.0);
+  for (int64_t i = 0; i < rows; i++) {
+    const float* r = x + i * cols;
+    for (int64_t j = 0; j < cols; j++) acc[j] += r[j];
+  }
+  for (int64_t j = 0; j < cols; j++) out[j] = static_cast<float>(acc[j]);
+}
+
+struct PoolGeometry {
+  int64_t n, h, w, c, oh, ow, sh, sw, fh, fw, top, left;
+};
+
+// MaxPoolGrad (NHWC): each window's dy goes to the window's first strict
+// maximum in row-major order (the tfjs cpu backend's rule; a window of NaNs
+// passes nothing), accumulated where windows overlap.
+void maxPoolGrad(const float* x, const float* dy, float* dx, const PoolGeometry& g) {
+  std::memset(dx, 0, static_cast<size_t>(g.n * g.h * g.w * g.c) * sizeof(float));
+  std::vector<float> best(static_cast<size_t>(g.c));
+  std::vector<int64_t> where(static_cast<size_t>(g.c));
+  for (int64_t b = 0; b < g.n; b++) {
+    for (int64_t yr = 0; yr < g.oh; yr++) {
+      const int64_t r0 = std::max<int64_t>(0, yr * g.sh - g.top), r1 = std::min(g.h, yr * g.sh - g.top + g.fh);
+      for (int64_t yc = 0; yc < g.ow; yc++) {
+        const int64_t c0 = std::max<int64_t>(0, yc * g.sw - g.left), c1 = std::min(g.w, yc * g.sw - g.left + g.fw);
+        std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+        std::fill(where.begin(), where.end(), -1);
+        for (int64_t r = r0; r < r1; r++) {
+          for (int64_t cc = c0; cc < c1; cc++) {
+            const int64_t base = ((b * g.h + r) * g.w + cc) * g.c;
+            for (int64_t d = 0; d < g.c; d++) {
+              if (x[base + d] > best[d]) {
+                best[d] = x[base + d];
+                where[d] = base + d;
+              }
+            }
+          }
+        }
+        const float* gy = dy + ((b * g.oh + yr) * g.ow + yc) * g.c;
+        for (int64_t d = 0; d < g.c; d++) {
+          if (where[d] >= 0) dx[where[d]] += gy[d];
+        }
+      }
+    }
+  }
+}
+
+// ---- N-API glue ----------------------------------------------------------
+
+bool throwIf(napi_env env, bool bad, const std::string& msg) {
+  if (bad) napi_throw_error(env, "ERR_PURIFY_NATIVE", msg.c_str());
+  return bad;
+}
+
+bool floatArg(napi_env env, napi_value v, const char* name, float** data, size_t* length) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  if (is) napi_get_typedarray_info(env, v, &type, length, &ptr, nullptr, nullptr);
+  if (throwIf(env, !is || type != napi_float32_array, std::string(name) + " must be a Float32Array")) return false;
+  *data = static_cast<float*>(ptr);
+  return true;
+}
+
+bool geometryArg(napi_env env, napi_value v, Geometry* g) {
+  bool is = false;
+  napi_is_typedarray(env, v, &is);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* ptr = nullptr;
+  if (is) napi_get_typedarray_info(env, v, &type, &length, &ptr, nullptr, nullptr);
+  if (throwIf(env, !is || type != napi_int32_array || length != 13, "geometry must be an Int32Array of 13 values [N, H, W, Cin, KH, KW, Cout, OH, OW, strideH, strideW, padTop, padLeft]")) return false;
+  const int32_t* a = static_cast<const int32_t*>(ptr);
+  *g = Geometry{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
+  for (int i = 0; i < 11; i++) {
+    if (throwIf(env, a[i] < 1, "geometry: sizes and strides must be >= 1, got value " + std::to_string(a[i]) + " at index " + std::to_string(i))) return false;
+  }
+  return !throwIf(env, a[11] < 0 || a[12] < 0, "geometry: pads must be >= 0");
+}
+
+using ConvFn = void (*)(const float*, const float*, float*, const Geometry&);
+
+// (a, b, out, geometry) with the element counts each operand must have.
+napi_value call(napi_env env, napi_callback_info info, ConvFn fn, const char* names[3], int64_t (*sizes[3])(const Geometry&)) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 4, "expected 4 arguments (two inputs, the output, the geometry)")) return nullptr;
+  Geometry g;
+  if (!geometryArg(env, argv[3], &g)) return nullptr;
+  float* p[3];
+  for (int i = 0; i < 3; i++) {
+    size_t length = 0;
+    if (!floatArg(env, argv[i], names[i], &p[i], &length)) return nullptr;
+    const int64_t want = sizes[i](g);
+    if (throwIf(env, static_cast<int64_t>(length) != want, std::string(names[i]) + " has " + std::to_string(length) + " elements, the geometry needs " + std::to_string(want))) return nullptr;
+  }
+  fn(p[0], p[1], p[2], g);
+  return nullptr;
+}
+
+int64_t sizeX(const Geometry& g) { return g.n * g.h * g.w * g.ci; }
+int64_t sizeW(const Geometry& g) { return g.k() * g.co; }
+int64_t sizeY(const Geometry& g) { return g.n * g.oh * g.ow * g.co; }
+
+napi_value Conv2D(napi_env env, napi_callback_info info) {
+  const char* names[3] = {"x", "filter", "y"};
+  int64_t (*sizes[3])(const Geometry&) = {sizeX, sizeW, sizeY};
+  return call(env, info, conv2d, names, sizes);
+}
+napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
+  const char* names[3] = {"dy", "filter", "dx"};
+  int64_t (*sizes[3])(const Geometry&) = {sizeY, sizeW, sizeX};
+  return call(env, info, conv2dBackpropInput, names, sizes);
+}
+napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
+  const char* names[3] = {"x", "dy", "dw"};
+  int64_t (*sizes[3])(const Geometry&) = {sizeX, sizeY, sizeW};
+  return call(env, info, conv2dBackpropFilter, names, sizes);
+}
+
+// columnSums(x, cols, out): x.length must be a multiple of cols = out.length.
+napi_value ColumnSums(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 3, "expected 3 arguments (x, cols, out)")) return nullptr;
+  float *x, *out;
+  size_t nx = 0, nout = 0;
+  int32_t cols = 0;
+  if (!floatArg(env, argv[0], "x", &x, &nx) || !floatArg(env, argv[2], "out", &out, &nout)) return nullptr;
+  if (throwIf(env, napi_get_value_int32(env, argv[1], &cols) != napi_ok || cols < 1, "cols must be an integer >= 1")) return nullptr;
+  if (throwIf(env, nout != static_cast<size_t>(cols) || nx % static_cast<size_t>(cols) != 0,
+              "x has " + std::to_string(nx) + " elements and out " + std::to_string(nout) + "; expected out = cols = " + std::to_string(cols) + " dividing x")) {
+    return nullptr;
+  }
+  columnSums(x, static_cast<int64_t>(nx / cols), cols, out);
+  return nullptr;
+}
+
+// maxPoolGrad(x, dy, dx, geometry [N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]).
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 4, "expected 4 arguments (x, dy, dx, geometry)")) return nullptr;
+  bool is = false;
+  napi_is_typedarray(env, argv[3], &is);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* ptr = nullptr;
+  if (is) napi_get_typedarray_info(env, argv[3], &type, &length, &ptr, nullptr, nullptr);
+  if (throwIf(env, !is || type != napi_int32_array || length != 12, "geometry must be an Int32Array of 12 values [N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]")) return nullptr;
+  const int32_t* a = static_cast<const int32_t*>(ptr);
+  for (int i = 0; i < 10; i++) {
+    if (throwIf(env, a[i] < 1, "geometry: sizes and strides must be >= 1, got value " + std::to_string(a[i]) + " at index " + std::to_string(i))) return nullptr;
+  }
+  if (throwIf(env, a[10] < 0 || a[11] < 0, "geometry: pads must be >= 0")) return nullptr;
+  const PoolGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
+  const int64_t want[3] = {g.n * g.h * g.w * g.c, g.n * g.oh * g.ow * g.c, g.n * g.h * g.w * g.c};
+  const char* names[3] = {"x", "dy", "dx"};
+  float* p[3];
+  for (int i = 0; i < 3; i++) {
+    size_t n = 0;
+    if (!floatArg(env, argv[i], names[i], &p[i], &n)) return nullptr;
+    if (throwIf(env, static_cast<int64_t>(n) != want[i], std::string(names[i]) + " has " + std::to_string(n) + " elements, the geometry needs " + std::to_string(want[i]))) return nullptr;
+  }
+  maxPoolGrad(p[0], p[1], p[2], g);
+  return nullptr;
+}
+
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t n = 0;
+  if (throwIf(env, argc != 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1, "setThreads expects an integer >= 1")) return nullptr;
+  openblas_set_num_threads(n);
+  return nullptr;
+}
+
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value obj, config, threads;
+  napi_create_object(env, &obj);
+  napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &config);
+  napi_create_int32(env, openblas_get_num_threads(), &threads);
+  napi_set_named_property(env, obj, "blas", config);
+  napi_set_named_property(env, obj, "threads", threads);
+  return obj;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor props[] = {
+      {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}

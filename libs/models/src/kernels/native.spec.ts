@@ -1,0 +1,95 @@
+import * as path from 'node:path';
+import { blasThreadsFrom, loadNativeAddon, nativeAddon, nativeModeFrom } from './native';
+
+/**
+ * The native addon's loader and its own argument checks. The kernels' numbers
+ * are checked against the cpu backend in conv2d-backprop.spec.ts (native
+ * variant). Where the addon is not built the addon checks are skipped, unless
+ * PURIFY_NATIVE_KERNELS=require (CI), which turns its absence into a failure.
+ */
+
+describe('PURIFY_NATIVE_KERNELS and PURIFY_BLAS_THREADS', () => {
+  it.each([
+    [undefined, 'auto'],
+    ['', 'auto'],
+    ['auto', 'auto'],
+    ['ON', 'auto'],
+    ['off', 'off'],
+    ['0', 'off'],
+    ['require', 'require'],
+  ] as const)('mode %j -> %s', (value, mode) => {
+    expect(nativeModeFrom(value)).toBe(mode);
+  });
+
+  it('refuses an unknown mode, naming the accepted ones', () => {
+    expect(() => nativeModeFrom('fast')).toThrow("PURIFY_NATIVE_KERNELS must be auto, off or require, got 'fast'");
+  });
+
+  it.each([
+    [undefined, 1],
+    ['', 1],
+    ['2', 2],
+  ] as const)('threads %j -> %d', (value, n) => {
+    expect(blasThreadsFrom(value)).toBe(n);
+  });
+
+  it.each(['0', '-1', '1.5', 'two', '1000'])('refuses %j threads', (value) => {
+    expect(() => blasThreadsFrom(value)).toThrow(`PURIFY_BLAS_THREADS must be an integer from 1 to 256, got '${value}'`);
+  });
+});
+
+describe('loading the addon', () => {
+  const missing = path.join(__dirname, 'no-such-addon.node');
+
+  it('off: not loaded, and says so', () => {
+    expect(loadNativeAddon({ PURIFY_NATIVE_KERNELS: 'off' })).toEqual({ addon: undefined, status: { loaded: false, reason: 'PURIFY_NATIVE_KERNELS=off' } });
+  });
+
+  it('auto without the addon: not loaded, with the path and how to build it', () => {
+    const { addon, status } = loadNativeAddon({}, missing);
+    expect(addon).toBeUndefined();
+    expect(status.loaded).toBe(false);
+    expect(status.reason).toContain(missing);
+    expect(status.reason).toContain('npm run build:native');
+  });
+
+  it('require without the addon: an error', () => {
+    expect(() => loadNativeAddon({ PURIFY_NATIVE_KERNELS: 'require' }, missing)).toThrow(/^PURIFY_NATIVE_KERNELS=require: .*no-such-addon\.node is not built/);
+  });
+});
+
+const native = nativeAddon();
+const withAddon = native.addon !== undefined ? describe : describe.skip;
+
+withAddon('the addon', () => {
+  const addon = native.addon!;
+  // x [1, 4, 4, 2], 3×3 filter to 3 channels, 'same': y [1, 4, 4, 3]
+  const geometry = (): Int32Array => Int32Array.from([1, 4, 4, 2, 3, 3, 3, 4, 4, 1, 1, 1, 1]);
+  const x = new Float32Array(32);
+  const w = new Float32Array(54);
+  const y = new Float32Array(48);
+
+  it('reports OpenBLAS and one thread by default', () => {
+    expect(native.status.loaded).toBe(true);
+    expect(native.status.blas).toMatch(/OpenBLAS/);
+    expect(native.status.threads).toBe(blasThreadsFrom(process.env['PURIFY_BLAS_THREADS']));
+  });
+
+  it('computes a known convolution: all-ones 3×3 on all-ones 4×4 gives the window counts', () => {
+    const ones = (n: number): Float32Array => new Float32Array(n).fill(1);
+    const out = new Float32Array(16);
+    addon.conv2d(ones(16), ones(9), out, Int32Array.from([1, 4, 4, 1, 3, 3, 1, 4, 4, 1, 1, 1, 1]));
+    expect(Array.from(out)).toEqual([4, 6, 6, 4, 6, 9, 9, 6, 6, 9, 9, 6, 4, 6, 6, 4]);
+  });
+
+  it.each([
+    ['an operand of the wrong length', () => addon.conv2d(x, w, new Float32Array(47), geometry()), 'y has 47 elements, the geometry needs 48'],
+    ['a non-Float32Array operand', () => addon.conv2dBackpropFilter(x, new Float64Array(48) as unknown as Float32Array, w, geometry()), 'dy must be a Float32Array'],
+    ['a short geometry', () => addon.conv2dBackpropInput(y, w, x, new Int32Array(12)), 'geometry must be an Int32Array of 13 values'],
+    ['a zero size', () => addon.conv2d(x, w, y, Int32Array.from([1, 4, 4, 2, 3, 3, 0, 4, 4, 1, 1, 1, 1])), 'geometry: sizes and strides must be >= 1, got value 0 at index 6'],
+    ['a negative pad', () => addon.conv2d(x, w, y, Int32Array.from([1, 4, 4, 2, 3, 3, 3, 4, 4, 1, 1, -1, 1])), 'geometry: pads must be >= 0'],
+    ['bad thread count', () => addon.setThreads(0), 'setThreads expects an integer >= 1'],
+  ])('refuses %s', (_name, call, message) => {
+    expect(call).toThrow(message);
+  });
+});

@@ -1,0 +1,182 @@
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { conv2DInfoFor, type Conv2DInfo } from './conv2d-backprop';
+import { heapF32, inputOf, wasmBackendOf } from './wasm-backend';
+
+/**
+ * Native training kernels for the wasm backend — the 2D convolution and its
+ * gradients by im2col / col2im and the system BLAS (OpenBLAS), the bias
+ * gradient sums and MaxPoolGrad — compiled from `libs/models/native/training_kernels.cc`
+ * by `libs/models/native/build.mjs` when `npm install` runs on a machine with
+ * a C++ compiler and `libopenblas-dev`. The tensors stay on the wasm heap; the
+ * addon reads and writes them in place. Without the addon (or with
+ * `PURIFY_NATIVE_KERNELS=off`) the wasm kernels run instead — same results
+ * within float tolerance, about 3× slower per convolution (docs/kernels.md).
+ * Every kernel is checked against the cpu backend in the kernel specs.
+ */
+
+/** The addon's functions (see libs/models/native/training_kernels.cc). */
+export interface NativeAddon {
+  readonly conv2d: (x: Float32Array, filter: Float32Array, y: Float32Array, geometry: Int32Array) => void;
+  readonly conv2dBackpropInput: (dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
+  readonly conv2dBackpropFilter: (x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array) => void;
+  /** `out[j] = Σ_i x[i·cols + j]` (float64 accumulators). */
+  readonly columnSums: (x: Float32Array, cols: number, out: Float32Array) => void;
+  /** MaxPoolGrad scatter; geometry `[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]`. */
+  readonly maxPoolGrad: (x: Float32Array, dy: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
+  readonly setThreads: (n: number) => void;
+  readonly info: () => { blas: string; threads: number };
+}
+
+/** Where the build script puts the addon (the same relative path from `src/kernels` and `dist/kernels`). */
+export const NATIVE_ADDON_PATH = path.join(__dirname, '..', '..', 'native', 'build', 'purify_kernels.node');
+
+/** `PURIFY_NATIVE_KERNELS`: `auto` (default: use the addon when it loads), `off`, or `require` (absence is an error). */
+export type NativeMode = 'auto' | 'off' | 'require';
+
+export interface NativeStatus {
+  /** Whether the native kernels are available (and so registered by `registerWasmTrainingKernels`). */
+  readonly loaded: boolean;
+  /** Why not, when not loaded. */
+  readonly reason?: string;
+  /** OpenBLAS build configuration and its thread count, when loaded. */
+  readonly blas?: string;
+  readonly threads?: number;
+}
+
+export function nativeModeFrom(value: string | undefined): NativeMode {
+  const v = (value ?? '').trim().toLowerCase();
+  if (v === '' || v === 'auto' || v === 'on' || v === '1') return 'auto';
+  if (v === 'off' || v === '0' || v === 'false') return 'off';
+  if (v === 'require') return 'require';
+  throw new Error(`PURIFY_NATIVE_KERNELS must be auto, off or require, got '${value}'`);
+}
+
+/** BLAS threads per process (`PURIFY_BLAS_THREADS`, default 1: the data-parallel workers are what use the other core). */
+export function blasThreadsFrom(value: string | undefined): number {
+  if (value == null || value.trim() === '') return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new Error(`PURIFY_BLAS_THREADS must be an integer from 1 to 256, got '${value}'`);
+  return n;
+}
+
+export interface NativeLoad {
+  readonly addon: NativeAddon | undefined;
+  readonly status: NativeStatus;
+}
+
+/** Loads the addon at `addonPath` according to `env` (uncached; {@link nativeAddon} is the cached entry point). */
+export function loadNativeAddon(env: NodeJS.ProcessEnv, addonPath: string = NATIVE_ADDON_PATH): NativeLoad {
+  const mode = nativeModeFrom(env['PURIFY_NATIVE_KERNELS']);
+  if (mode === 'off') return { addon: undefined, status: { loaded: false, reason: 'PURIFY_NATIVE_KERNELS=off' } };
+  const threads = blasThreadsFrom(env['PURIFY_BLAS_THREADS']);
+  try {
+    // A dynamic require on purpose: the addon exists only where it could be built.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const addon = require(addonPath) as NativeAddon;
+    addon.setThreads(threads);
+    const info = addon.info();
+    return { addon, status: { loaded: true, blas: info.blas, threads: info.threads } };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason =
+      code === 'MODULE_NOT_FOUND'
+        ? `${addonPath} is not built (it needs g++ and libopenblas-dev when npm install runs; then npm run build:native)`
+        : `the native kernels failed to load: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+    if (mode === 'require') throw new Error(`PURIFY_NATIVE_KERNELS=require: ${reason}`);
+    return { addon: undefined, status: { loaded: false, reason } };
+  }
+}
+
+let loaded: NativeLoad | undefined;
+
+/** The addon as this thread's process environment asks for it, loaded once. */
+export function nativeAddon(): NativeLoad {
+  loaded ??= loadNativeAddon(process.env);
+  return loaded;
+}
+
+/** `[N, H, W, Cin, KH, KW, Cout, OH, OW, strideH, strideW, padTop, padLeft]` for the addon. */
+export function geometryOf(info: Conv2DInfo): Int32Array {
+  return Int32Array.from([
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.outChannels,
+    info.outHeight,
+    info.outWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ]);
+}
+
+/** Whether the addon computes this convolution (NHWC, dilation 1, non-negative pads); otherwise the fallback runs. */
+function nativeCase(attrs: { dataFormat?: string; dilations?: number | [number, number] }): boolean {
+  if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return false;
+  const d = attrs.dilations;
+  return d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
+}
+
+/** Forward `Conv2D` through the addon; other cases (NCHW, dilation) go to `fallback`. */
+export function makeConv2DNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
+  const name = tf.Conv2D;
+  return (args) => {
+    const attrs = args.attrs as unknown as tf.Conv2DAttrs;
+    if (!nativeCase(attrs)) return fallback(args);
+    const backend = wasmBackendOf(args, name);
+    const x = inputOf(args, name, 'x');
+    const filter = inputOf(args, name, 'filter');
+    const info = conv2DInfoFor(name, x.shape, filter.shape, attrs);
+    const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+    addon.conv2d(heapF32(backend, x), heapF32(backend, filter), heapF32(backend, y), geometryOf(info));
+    return y;
+  };
+}
+
+/** `Conv2DBackpropInput` (dx; also the forward pass of `conv2dTranspose`) through the addon. */
+export function conv2DBackpropInputNative(addon: NativeAddon): tf.KernelFunc {
+  const name = tf.Conv2DBackpropInput;
+  return (args) => {
+    const backend = wasmBackendOf(args, name);
+    const dy = inputOf(args, name, 'dy');
+    const filter = inputOf(args, name, 'filter');
+    const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
+    const info = conv2DInfoFor(name, attrs.inputShape, filter.shape, attrs);
+    checkOutShape(name, dy.shape, info);
+    const dx = backend.makeOutput([...attrs.inputShape], 'float32');
+    addon.conv2dBackpropInput(heapF32(backend, dy), heapF32(backend, filter), heapF32(backend, dx), geometryOf(info));
+    return dx;
+  };
+}
+
+/** `Conv2DBackpropFilter` (dw) through the addon. */
+export function conv2DBackpropFilterNative(addon: NativeAddon): tf.KernelFunc {
+  const name = tf.Conv2DBackpropFilter;
+  return (args) => {
+    const backend = wasmBackendOf(args, name);
+    const x = inputOf(args, name, 'x');
+    const dy = inputOf(args, name, 'dy');
+    const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+    const info = conv2DInfoFor(name, x.shape, attrs.filterShape, attrs);
+    checkOutShape(name, dy.shape, info);
+    const dw = backend.makeOutput([...attrs.filterShape], 'float32');
+    addon.conv2dBackpropFilter(heapF32(backend, x), heapF32(backend, dy), heapF32(backend, dw), geometryOf(info));
+    return dw;
+  };
+}
+
+/** dy must have the convolution's output shape (the addon would read past it otherwise). */
+function checkOutShape(kernelName: string, dyShape: readonly number[], info: Conv2DInfo): void {
+  const [n, oh, ow, c] = dyShape;
+  if (oh !== info.outHeight || ow !== info.outWidth) {
+    throw new Error(`${kernelName}: dy has spatial shape [${oh}, ${ow}], the convolution gives [${info.outHeight}, ${info.outWidth}]`);
+  }
+  if (n !== info.batchSize || c !== info.outChannels) {
+    throw new Error(`${kernelName}: dy has batch ${n} and ${c} channels, the convolution gives batch ${info.batchSize} and ${info.outChannels} channels`);
+  }
+}
