@@ -1,5 +1,5 @@
 // 2D convolution and its two gradients (plus two cheap training kernels:
-// bias-gradient sums and MaxPoolGrad) for TensorFlow.js tensors that live on
+// bias-gradient sums, MaxPoolGrad and a fused Adam update) for TensorFlow.js tensors that live on
 // the wasm backend's heap, computed natively with im2col / col2im and the
 // system BLAS (OpenBLAS on Debian). NHWC activations, filters
 // [KH, KW, Cin, Cout] (row-major, so the filter is the matrix
@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -198,6 +199,28 @@ void maxPoolGrad(const float* x, const float* dy, float* dx, const PoolGeometry&
   }
 }
 
+// One Adam(W) update of one variable, PyTorch's rule, in the same float32
+// operation order as the tfjs op sequence in optimizer.ts:
+//   m' = b1 m + (1-b1) g;  v' = b2 v + (1-b2) g^2;  x_d = x (1 - lr wd)
+//   x' = x_d - (m' / (sqrt(v') / sqrtBc2 + eps)) * stepSize
+struct AdamParams {
+  float beta1, oneMinusBeta1, beta2, oneMinusBeta2, decay, stepSize, sqrtBc2, epsilon;
+  bool decayed;
+};
+
+void adamUpdate(const float* x, const float* m, const float* v, const float* g, float* xo, float* mo, float* vo, int64_t n, const AdamParams& p) {
+  const float c1 = p.oneMinusBeta1, c2 = p.oneMinusBeta2;
+  for (int64_t i = 0; i < n; i++) {
+    const float mi = p.beta1 * m[i] + c1 * g[i];
+    const float vi = p.beta2 * v[i] + c2 * (g[i] * g[i]);
+    const float xd = p.decayed ? x[i] * p.decay : x[i];
+    const float denom = std::sqrt(vi) / p.sqrtBc2 + p.epsilon;
+    mo[i] = mi;
+    vo[i] = vi;
+    xo[i] = xd - (mi / denom) * p.stepSize;
+  }
+}
+
 // ---- N-API glue ----------------------------------------------------------
 
 bool throwIf(napi_env env, bool bad, const std::string& msg) {
@@ -323,6 +346,39 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// adam(x, m, v, g, xOut, mOut, vOut, params Float64Array [beta1, 1 - beta1, beta2, 1 - beta2,
+// decay (1 - lr*wd, or 1 for none), stepSize, sqrtBc2, epsilon]). The constants arrive in float64
+// and are rounded to float32 here, as tfjs rounds a JS number to a float32 scalar.
+napi_value Adam(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 8, "expected 8 arguments (x, m, v, g, xOut, mOut, vOut, params)")) return nullptr;
+  const char* names[7] = {"x", "m", "v", "g", "xOut", "mOut", "vOut"};
+  float* p[7];
+  size_t n0 = 0;
+  for (int i = 0; i < 7; i++) {
+    size_t n = 0;
+    if (!floatArg(env, argv[i], names[i], &p[i], &n)) return nullptr;
+    if (i == 0) n0 = n;
+    if (throwIf(env, n != n0, std::string(names[i]) + " has " + std::to_string(n) + " elements, x has " + std::to_string(n0))) return nullptr;
+  }
+  bool is = false;
+  napi_is_typedarray(env, argv[7], &is);
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* ptr = nullptr;
+  if (is) napi_get_typedarray_info(env, argv[7], &type, &length, &ptr, nullptr, nullptr);
+  if (throwIf(env, !is || type != napi_float64_array || length != 8, "params must be a Float64Array [beta1, 1 - beta1, beta2, 1 - beta2, decay, stepSize, sqrtBc2, epsilon]")) return nullptr;
+  const double* a = static_cast<const double*>(ptr);
+  AdamParams params{};
+  float* f[8] = {&params.beta1, &params.oneMinusBeta1, &params.beta2, &params.oneMinusBeta2, &params.decay, &params.stepSize, &params.sqrtBc2, &params.epsilon};
+  for (int i = 0; i < 8; i++) *f[i] = static_cast<float>(a[i]);
+  params.decayed = a[4] != 1.0;
+  adamUpdate(p[0], p[1], p[2], p[3], p[4], p[5], p[6], static_cast<int64_t>(n0), params);
+  return nullptr;
+}
+
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -352,6 +408,7 @@ NAPI_MODULE_INIT() {
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

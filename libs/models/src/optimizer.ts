@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { ModelConfigError, ModelInputError } from './errors';
+import { FUSED_ADAM_KERNEL, type FusedAdamAttrs } from './kernels/native';
 import { learningRateAt, resolveLrSchedule, type LrSchedule } from './schedule';
 
 export interface AdamConfig {
@@ -91,11 +92,21 @@ export class Adam {
     const t = this.stepCount + 1;
     const stepSize = lr / (1 - beta1 ** t);
     const sqrtBc2 = Math.sqrt(1 - beta2 ** t);
+    // The native fused kernel where the active backend has it (wasm with the addon), else the op sequence.
+    const fused = tf.getKernel(FUSED_ADAM_KERNEL, tf.getBackend()) != null;
+    const attrs: FusedAdamAttrs = { beta1, beta2, decay: weightDecay > 0 ? 1 - lr * weightDecay : 1, stepSize, sqrtBc2, epsilon };
     tf.tidy(() => {
       this.vars.forEach((x, i) => {
         const g = grads[i]!;
         const m = this.m[i]!;
         const v = this.v[i]!;
+        if (fused) {
+          const [xNext, mNext, vNext] = tf.engine().runKernel<tf.Tensor[]>(FUSED_ADAM_KERNEL, { x, m, v, g }, attrs as unknown as tf.NamedAttrMap);
+          m.assign(mNext!);
+          v.assign(vNext!);
+          x.assign(xNext!);
+          return;
+        }
         m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
         v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
         const decayed = weightDecay > 0 ? tf.mul(x, 1 - lr * weightDecay) : x;

@@ -6,12 +6,13 @@
  * 3 levels of two 3×3 'same' conv + ReLU with 16-32-64 channels, 2×2 max-pool
  * down, 2×2 stride-2 transposed-conv up, skip concatenation, 1×1 conv to
  * `classes` logits. No normalisation. 116,821 parameters for 5 classes.
- * Loss: mean softmax cross-entropy against one-hot labels; Adam (lr 1e-3).
+ * Loss: mean softmax cross-entropy against one-hot labels; the library's Adam
+ * (lr 1e-3; fused into one native kernel per variable where the addon is built).
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 // tools/bench is not a package: import the kernels by path (the library's index may not re-export them yet).
-import { WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '@purify/models';
+import { Adam, WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '@purify/models';
 
 export const CLASSES = 5;
 export const WIDTHS = [16, 32, 64] as const;
@@ -60,7 +61,7 @@ export function buildReferenceUnet(classes = CLASSES): tf.LayersModel {
 
 export interface StepFixture {
   readonly model: tf.LayersModel;
-  readonly optimizer: tf.Optimizer;
+  readonly optimizer: Adam;
   readonly x: tf.Tensor4D;
   readonly y: tf.Tensor4D;
   /** One training step (forward, backward, Adam update); returns the loss. */
@@ -71,21 +72,21 @@ export interface StepFixture {
 /** Model, Adam optimizer and a random batch [n, h, w, 1] with random one-hot labels. */
 export function stepFixture(n: number, h: number, w: number): StepFixture {
   const model = buildReferenceUnet();
-  const optimizer = tf.train.adam(1e-3);
+  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+  const optimizer = new Adam(vars, { learningRate: 1e-3 });
   const x = tf.randomNormal<tf.Rank.R4>([n, h, w, 1], 0, 1, 'float32', 1);
   const y = tf.tidy(() => tf.oneHot(tf.randomUniform([n, h, w], 0, CLASSES, 'int32', 2), CLASSES).toFloat()) as tf.Tensor4D;
-  const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
   return {
     model,
     optimizer,
     x,
     y,
     step(): number {
-      const loss = optimizer.minimize(() => tf.losses.softmaxCrossEntropy<tf.Tensor4D, tf.Scalar>(y, model.apply(x) as tf.Tensor4D), true, vars);
-      if (loss == null) throw new Error('optimizer.minimize returned no loss');
-      const v = loss.dataSync()[0]!;
-      loss.dispose();
-      return v;
+      const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy<tf.Tensor4D, tf.Scalar>(y, model.apply(x) as tf.Tensor4D), vars);
+      optimizer.apply(vars.map((v) => grads[v.name]!));
+      const loss = value.dataSync()[0]!;
+      tf.dispose([value, ...Object.values(grads)]);
+      return loss;
     },
     dispose(): void {
       tf.dispose([x, y]);

@@ -1,5 +1,10 @@
 import * as path from 'node:path';
-import { blasThreadsFrom, loadNativeAddon, nativeAddon, nativeModeFrom } from './native';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { Adam } from '../optimizer';
+import { relativeError, seeded } from './kernels.test-util';
+import { FUSED_ADAM_KERNEL, blasThreadsFrom, loadNativeAddon, nativeAddon, nativeModeFrom } from './native';
+import { registerWasmTrainingKernels } from './register';
 
 /**
  * The native addon's loader and its own argument checks. The kernels' numbers
@@ -91,5 +96,58 @@ withAddon('the addon', () => {
     ['bad thread count', () => addon.setThreads(0), 'setThreads expects an integer >= 1'],
   ])('refuses %s', (_name, call, message) => {
     expect(call).toThrow(message);
+  });
+});
+
+withAddon('the fused Adam kernel', () => {
+  // Three updates of two variables with seeded gradients, on a backend and kernel variant.
+  async function threeUpdates(backend: 'cpu' | 'wasm', native: boolean, weightDecay: number): Promise<{ x: Float32Array[]; fused: boolean }> {
+    await tf.setBackend(backend);
+    await tf.ready();
+    if (backend === 'wasm') registerWasmTrainingKernels({ native });
+    const shapes = [[3, 3, 2, 5], [5]];
+    const vars = shapes.map((s, i) => tf.variable(tf.tensor(seeded(s, 10 + i), s)));
+    const adam = new Adam(vars, { learningRate: 1e-2, weightDecay });
+    for (let step = 0; step < 3; step++) {
+      const grads = shapes.map((s, i) => tf.tensor(seeded(s, 100 * step + i), s));
+      adam.apply(grads);
+      tf.dispose(grads);
+    }
+    const fused = tf.getKernel(FUSED_ADAM_KERNEL, backend) != null;
+    const x = vars.map((v) => v.dataSync() as Float32Array);
+    adam.dispose();
+    tf.dispose(vars);
+    return { x, fused };
+  }
+
+  let original: string;
+  beforeAll(async () => {
+    await tf.ready();
+    original = tf.getBackend();
+  });
+  afterAll(async () => {
+    registerWasmTrainingKernels({ native: true });
+    await tf.setBackend(original);
+  });
+
+  it.each([0, 0.05])('weight decay %d: the same weights as the op sequence on wasm (bit for bit) and on cpu (≤ 1e-6)', async (wd) => {
+    const fused = await threeUpdates('wasm', true, wd);
+    const ops = await threeUpdates('wasm', false, wd);
+    const cpu = await threeUpdates('cpu', false, wd);
+    expect([fused.fused, ops.fused, cpu.fused]).toEqual([true, false, false]);
+    fused.x.forEach((x, i) => {
+      expect(Array.from(x)).toEqual(Array.from(ops.x[i]!));
+      expect(relativeError(x, cpu.x[i]!)).toBeLessThanOrEqual(1e-6);
+    });
+  });
+
+  it('refuses moments of another shape', async () => {
+    await tf.setBackend('wasm');
+    registerWasmTrainingKernels({ native: true });
+    const [x, m, v, g] = [tf.zeros([2, 3]), tf.zeros([3, 2]), tf.zeros([2, 3]), tf.zeros([2, 3])];
+    expect(() => tf.engine().runKernel(FUSED_ADAM_KERNEL, { x, m, v, g }, { beta1: 0.9, beta2: 0.999, decay: 1, stepSize: 0.01, sqrtBc2: 1, epsilon: 1e-8 })).toThrow(
+      `${FUSED_ADAM_KERNEL}: m has shape [3, 2], x has [2, 3]`,
+    );
+    tf.dispose([x, m, v, g]);
   });
 });

@@ -24,6 +24,8 @@ export interface NativeAddon {
   readonly columnSums: (x: Float32Array, cols: number, out: Float32Array) => void;
   /** MaxPoolGrad scatter; geometry `[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]`. */
   readonly maxPoolGrad: (x: Float32Array, dy: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
+  /** One Adam update of one variable (see {@link FUSED_ADAM_KERNEL}); params `[β1, 1−β1, β2, 1−β2, decay, stepSize, sqrtBc2, ε]`. */
+  readonly adam: (x: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, xOut: Float32Array, mOut: Float32Array, vOut: Float32Array, params: Float64Array) => void;
   readonly setThreads: (n: number) => void;
   readonly info: () => { blas: string; threads: number };
 }
@@ -179,4 +181,43 @@ function checkOutShape(kernelName: string, dyShape: readonly number[], info: Con
   if (n !== info.batchSize || c !== info.outChannels) {
     throw new Error(`${kernelName}: dy has batch ${n} and ${c} channels, the convolution gives batch ${info.batchSize} and ${info.outChannels} channels`);
   }
+}
+
+/**
+ * Name of the fused Adam kernel: inputs `x, m, v, g` (one variable, its
+ * moments, its gradient), attrs {@link FusedAdamAttrs}, outputs the new
+ * `[x, m, v]`. Registered on wasm with the native kernels only;
+ * `Adam.apply` uses it when the active backend has it and the element-wise
+ * op sequence otherwise (same float32 operations in the same order).
+ */
+export const FUSED_ADAM_KERNEL = 'PurifyFusedAdam';
+
+export interface FusedAdamAttrs {
+  readonly beta1: number;
+  readonly beta2: number;
+  /** `1 − lr·weightDecay` (1 = no decay). */
+  readonly decay: number;
+  /** `lr / (1 − β1^t)`. */
+  readonly stepSize: number;
+  /** `sqrt(1 − β2^t)`. */
+  readonly sqrtBc2: number;
+  readonly epsilon: number;
+}
+
+export function fusedAdamNative(addon: NativeAddon): tf.KernelFunc {
+  const name = FUSED_ADAM_KERNEL;
+  return (args) => {
+    const backend = wasmBackendOf(args, name);
+    const [x, m, v, g] = (['x', 'm', 'v', 'g'] as const).map((k) => inputOf(args, name, k)) as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+    for (const [k, t] of [['m', m], ['v', v], ['g', g]] as const) {
+      if (!tf.util.arraysEqual(t.shape, x.shape)) throw new Error(`${name}: ${k} has shape [${t.shape.join(', ')}], x has [${x.shape.join(', ')}]`);
+    }
+    const a = args.attrs as unknown as FusedAdamAttrs;
+    const params = Float64Array.from([a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.decay, a.stepSize, a.sqrtBc2, a.epsilon]);
+    const outs = [x, m, v].map((t) => backend.makeOutput([...t.shape], 'float32'));
+    const [xo, mo, vo] = outs as [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+    const h = (t: tf.TensorInfo): Float32Array => heapF32(backend, t);
+    addon.adam(h(x), h(m), h(v), h(g), h(xo), h(mo), h(vo), params);
+    return outs;
+  };
 }

@@ -3,7 +3,7 @@ import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-back
 import { conv3DBackpropFilterV2Wasm, conv3DBackpropInputV2Wasm } from './conv3d-backprop';
 import { makeConcatWasm, makeMaxPoolGrad, makeSplitVWasm } from './copy-kernels';
 import { identityWasm, makeSumWasm } from './elementwise';
-import { conv2DBackpropFilterNative, conv2DBackpropInputNative, makeConv2DNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
+import { FUSED_ADAM_KERNEL, conv2DBackpropFilterNative, conv2DBackpropInputNative, fusedAdamNative, makeConv2DNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
 import { WASM } from './wasm-backend';
 
 /**
@@ -47,6 +47,7 @@ export function nativeKernels(addon: NativeAddon): readonly KernelSpec[] {
     { kernelName: tf.Conv2DBackpropFilter, why: 'im2col + BLAS instead of tap GEMMs in XNNPACK', make: () => conv2DBackpropFilterNative(addon) },
     { kernelName: tf.Sum, why: 'the bias-gradient column sums in C++', make: (shipped) => makeSumWasm(requireShipped(tf.Sum, shipped).kernelFunc, addon.columnSums) },
     { kernelName: tf.MaxPoolGrad, why: 'the window scatter in C++', make: () => makeMaxPoolGrad(addon.maxPoolGrad) },
+    { kernelName: FUSED_ADAM_KERNEL, why: 'one pass per variable instead of ~11 element-wise ops (a new kernel: Adam.apply uses it where registered)', make: () => fusedAdamNative(addon) },
   ];
 }
 
@@ -90,9 +91,13 @@ export function registerWasmTrainingKernels(options: RegisterOptions = {}): Nati
   const specs = new Map<string, { spec: KernelSpec; variant: 'wasm' | 'native' }>();
   for (const spec of WASM_TRAINING_KERNELS) specs.set(spec.kernelName, { spec, variant: 'wasm' });
   if (native.addon !== undefined) for (const spec of nativeKernels(native.addon)) specs.set(spec.kernelName, { spec, variant: 'native' });
-  // Names we replaced natively before but not now (native: false) go back to their wasm variant or the shipped kernel.
-  for (const name of shippedKernels.keys()) {
-    if (!specs.has(name)) specs.set(name, { spec: { kernelName: name, why: 'restore', make: (shipped) => requireShipped(name, shipped).kernelFunc }, variant: 'wasm' });
+  // Names we replaced natively before but not now (native: false) go back to the shipped kernel, or away if there was none.
+  for (const [name, shipped] of shippedKernels) {
+    if (specs.has(name)) continue;
+    const current = tf.getKernel(name, WASM);
+    if (current == null || !ours.has(current)) continue;
+    tf.unregisterKernel(name, WASM);
+    if (shipped != null) tf.registerKernel(shipped);
   }
   for (const [name, { spec, variant }] of specs) {
     const current = tf.getKernel(name, WASM);
