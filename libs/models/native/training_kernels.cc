@@ -1,5 +1,6 @@
 // 2D convolution and its two gradients (plus two cheap training kernels:
-// bias-gradient sums, MaxPoolGrad and a fused Adam update) for TensorFlow.js tensors that live on
+// bias-gradient sums and means, Tile, MaxPoolGrad, the element-wise
+// arithmetic and BatchNorm of a training step, and a fused Adam update) for TensorFlow.js tensors that live on
 // the wasm backend's heap, computed natively with im2col / col2im and the
 // system BLAS (OpenBLAS on Debian). NHWC activations, filters
 // [KH, KW, Cin, Cout] (row-major, so the filter is the matrix
@@ -109,6 +110,97 @@ void conv2d(const float* x, const float* w, float* y, const Geometry& g) {
   }
 }
 
+// y += bias (per output channel), then y = max(y, 0) when relu: the epilogue
+// of a fused convolution.
+void biasRelu(float* y, int64_t pixels, int64_t co, const float* bias, bool relu) {
+  for (int64_t p = 0; p < pixels; p++) {
+    float* r = y + p * co;
+    if (bias != nullptr) {
+      for (int64_t c = 0; c < co; c++) r[c] += bias[c];
+    }
+    if (relu) {
+      for (int64_t c = 0; c < co; c++) r[c] = r[c] > 0.f ? r[c] : 0.f;
+    }
+  }
+}
+
+// Tile: out[o] = x[o_0 mod X_0, ..., o_{r-1} mod X_{r-1}] for out shape X_d * reps_d.
+// Rows (all axes but the last) are walked with an odometer; each row is the
+// source row repeated reps_last times.
+void tile(const float* x, const std::vector<int64_t>& xs, const std::vector<int64_t>& reps, float* out) {
+  const size_t r = xs.size();
+  const int64_t inner = xs[r - 1], outInner = inner * reps[r - 1];
+  std::vector<int64_t> os(r), xStride(r, 1), idx(r, 0);
+  for (size_t d = 0; d < r; d++) os[d] = xs[d] * reps[d];
+  for (size_t d = r - 1; d-- > 0;) xStride[d] = xStride[d + 1] * xs[d + 1];
+  int64_t rows = 1;
+  for (size_t d = 0; d + 1 < r; d++) rows *= os[d];
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t src = 0;
+    for (size_t d = 0; d + 1 < r; d++) src += (idx[d] % xs[d]) * xStride[d];
+    float* dst = out + row * outInner;
+    for (int64_t k = 0; k < reps[r - 1]; k++) std::memcpy(dst + k * inner, x + src, static_cast<size_t>(inner) * sizeof(float));
+    for (size_t d = r - 1; d-- > 0;) {
+      if (++idx[d] < os[d]) break;
+      idx[d] = 0;
+    }
+  }
+}
+
+// Element-wise a (op) b in float32 where b (or a) is the same shape, a
+// per-channel vector repeating every `inner` elements, or a scalar.
+enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
+enum Broadcast { kSame = 0, kBInner = 1, kAInner = 2, kBScalar = 3, kAScalar = 4 };
+
+template <int Op>
+inline float apply(float a, float b) {
+  if (Op == kAdd) return a + b;
+  if (Op == kSub) return a - b;
+  if (Op == kMul) return a * b;
+  return a / b;
+}
+
+template <int Op>
+void binaryLoop(const float* a, const float* b, float* out, int64_t n, int pattern, int64_t inner) {
+  switch (pattern) {
+    case kSame:
+      for (int64_t i = 0; i < n; i++) out[i] = apply<Op>(a[i], b[i]);
+      break;
+    case kBInner:
+      for (int64_t i = 0; i < n; i += inner) {
+        for (int64_t j = 0; j < inner; j++) out[i + j] = apply<Op>(a[i + j], b[j]);
+      }
+      break;
+    case kAInner:
+      for (int64_t i = 0; i < n; i += inner) {
+        for (int64_t j = 0; j < inner; j++) out[i + j] = apply<Op>(a[j], b[i + j]);
+      }
+      break;
+    case kBScalar: {
+      const float v = b[0];
+      for (int64_t i = 0; i < n; i++) out[i] = apply<Op>(a[i], v);
+      break;
+    }
+    default: {
+      const float v = a[0];
+      for (int64_t i = 0; i < n; i++) out[i] = apply<Op>(v, b[i]);
+    }
+  }
+}
+
+// FusedBatchNorm (inference form, as tfjs runs it in training too):
+// out = (x - mean) * scale / sqrt(variance + eps) + offset, all per channel.
+void batchNorm(const float* x, const float* mean, const float* variance, const float* offset, const float* scale, float eps, float* out, int64_t n, int64_t c) {
+  std::vector<float> mul(static_cast<size_t>(c));
+  for (int64_t j = 0; j < c; j++) mul[j] = (scale != nullptr ? scale[j] : 1.f) / std::sqrt(variance[j] + eps);
+  for (int64_t i = 0; i < n; i += c) {
+    for (int64_t j = 0; j < c; j++) {
+      const float v = (x[i + j] - mean[j]) * mul[j];
+      out[i + j] = offset != nullptr ? v + offset[j] : v;
+    }
+  }
+}
+
 // dx = col2im(dy · wᵀ).
 void conv2dBackpropInput(const float* dy, const float* w, float* dx, const Geometry& g) {
   const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
@@ -152,13 +244,13 @@ void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const Geom
 }
 
 // out[j] = Σ_i x[i*cols + j], float64 accumulators (a bias gradient).
-void columnSums(const float* x, int64_t rows, int64_t cols, float* out) {
+void columnSums(const float* x, int64_t rows, int64_t cols, float* out, double scale) {
   std::vector<double> acc(static_cast<size_t>(cols), 0.0);
   for (int64_t i = 0; i < rows; i++) {
     const float* r = x + i * cols;
     for (int64_t j = 0; j < cols; j++) acc[j] += r[j];
   }
-  for (int64_t j = 0; j < cols; j++) out[j] = static_cast<float>(acc[j]);
+  for (int64_t j = 0; j < cols; j++) out[j] = static_cast<float>(acc[j] * scale);
 }
 
 struct PoolGeometry {
@@ -285,6 +377,127 @@ napi_value Conv2D(napi_env env, napi_callback_info info) {
   int64_t (*sizes[3])(const Geometry&) = {sizeX, sizeW, sizeY};
   return call(env, info, conv2d, names, sizes);
 }
+// conv2dBiasRelu(x, filter, bias (Float32Array of Cout, or null), y, geometry, relu: boolean).
+napi_value Conv2DBiasRelu(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 6, "expected 6 arguments (x, filter, bias or null, y, geometry, relu)")) return nullptr;
+  Geometry g;
+  if (!geometryArg(env, argv[4], &g)) return nullptr;
+  float *x, *w, *y, *bias = nullptr;
+  size_t nx = 0, nw = 0, ny = 0, nb = 0;
+  if (!floatArg(env, argv[0], "x", &x, &nx) || !floatArg(env, argv[1], "filter", &w, &nw) || !floatArg(env, argv[3], "y", &y, &ny)) return nullptr;
+  napi_valuetype bt;
+  napi_typeof(env, argv[2], &bt);
+  if (bt != napi_null && !floatArg(env, argv[2], "bias", &bias, &nb)) return nullptr;
+  bool relu = false;
+  if (throwIf(env, napi_get_value_bool(env, argv[5], &relu) != napi_ok, "relu must be a boolean")) return nullptr;
+  const int64_t want[4] = {sizeX(g), sizeW(g), sizeY(g), g.co};
+  const int64_t got[4] = {static_cast<int64_t>(nx), static_cast<int64_t>(nw), static_cast<int64_t>(ny), bias == nullptr ? g.co : static_cast<int64_t>(nb)};
+  const char* names[4] = {"x", "filter", "y", "bias"};
+  for (int i = 0; i < 4; i++) {
+    if (throwIf(env, got[i] != want[i], std::string(names[i]) + " has " + std::to_string(got[i]) + " elements, the geometry needs " + std::to_string(want[i]))) return nullptr;
+  }
+  conv2d(x, w, y, g);
+  if (bias != nullptr || relu) biasRelu(y, g.n * g.oh * g.ow, g.co, bias, relu);
+  return nullptr;
+}
+
+// tile(x, xShape Int32Array, reps Int32Array, out).
+napi_value Tile(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 4, "expected 4 arguments (x, xShape, reps, out)")) return nullptr;
+  std::vector<int64_t> dims[2];
+  const char* which[2] = {"xShape", "reps"};
+  for (int k = 0; k < 2; k++) {
+    bool is = false;
+    napi_is_typedarray(env, argv[1 + k], &is);
+    napi_typedarray_type type;
+    size_t length = 0;
+    void* ptr = nullptr;
+    if (is) napi_get_typedarray_info(env, argv[1 + k], &type, &length, &ptr, nullptr, nullptr);
+    if (throwIf(env, !is || type != napi_int32_array || length < 1 || length > 8, std::string(which[k]) + " must be an Int32Array of 1 to 8 values")) return nullptr;
+    const int32_t* a = static_cast<const int32_t*>(ptr);
+    for (size_t i = 0; i < length; i++) {
+      if (throwIf(env, a[i] < 1, std::string(which[k]) + " values must be >= 1")) return nullptr;
+      dims[k].push_back(a[i]);
+    }
+  }
+  if (throwIf(env, dims[0].size() != dims[1].size(), "xShape and reps must have the same length")) return nullptr;
+  int64_t nIn = 1, nOut = 1;
+  for (size_t d = 0; d < dims[0].size(); d++) {
+    nIn *= dims[0][d];
+    nOut *= dims[0][d] * dims[1][d];
+  }
+  float *x, *out;
+  size_t nx = 0, no = 0;
+  if (!floatArg(env, argv[0], "x", &x, &nx) || !floatArg(env, argv[3], "out", &out, &no)) return nullptr;
+  if (throwIf(env, static_cast<int64_t>(nx) != nIn || static_cast<int64_t>(no) != nOut,
+              "x has " + std::to_string(nx) + " and out " + std::to_string(no) + " elements; the shapes need " + std::to_string(nIn) + " and " + std::to_string(nOut))) {
+    return nullptr;
+  }
+  tile(x, dims[0], dims[1], out);
+  return nullptr;
+}
+
+// binary(op 0..3 = add/sub/mul/div, a, b, out, pattern 0..4, inner).
+napi_value Binary(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 6, "expected 6 arguments (op, a, b, out, pattern, inner)")) return nullptr;
+  int32_t op = -1, pattern = -1, inner = 0;
+  napi_get_value_int32(env, argv[0], &op);
+  napi_get_value_int32(env, argv[4], &pattern);
+  napi_get_value_int32(env, argv[5], &inner);
+  if (throwIf(env, op < 0 || op > 3, "op must be 0 (add), 1 (sub), 2 (mul) or 3 (div)")) return nullptr;
+  if (throwIf(env, pattern < 0 || pattern > 4, "pattern must be 0 (same shape), 1 (b per channel), 2 (a per channel), 3 (b scalar) or 4 (a scalar)")) return nullptr;
+  float *a, *b, *out;
+  size_t na = 0, nb = 0, no = 0;
+  if (!floatArg(env, argv[1], "a", &a, &na) || !floatArg(env, argv[2], "b", &b, &nb) || !floatArg(env, argv[3], "out", &out, &no)) return nullptr;
+  const size_t big = pattern == kAInner || pattern == kAScalar ? nb : na;
+  const size_t small = pattern == kAInner || pattern == kAScalar ? na : nb;
+  const size_t wantSmall = pattern == kSame ? big : (pattern == kBInner || pattern == kAInner) ? static_cast<size_t>(inner) : 1;
+  if (throwIf(env, (pattern == kBInner || pattern == kAInner) && (inner < 1 || big % static_cast<size_t>(inner) != 0), "inner must be >= 1 and divide the larger operand")) return nullptr;
+  if (throwIf(env, no != big || small != wantSmall, "operand sizes " + std::to_string(na) + ", " + std::to_string(nb) + " and out " + std::to_string(no) + " do not fit pattern " + std::to_string(pattern))) return nullptr;
+  const int64_t n = static_cast<int64_t>(no);
+  switch (op) {
+    case kAdd: binaryLoop<kAdd>(a, b, out, n, pattern, inner); break;
+    case kSub: binaryLoop<kSub>(a, b, out, n, pattern, inner); break;
+    case kMul: binaryLoop<kMul>(a, b, out, n, pattern, inner); break;
+    default: binaryLoop<kDiv>(a, b, out, n, pattern, inner);
+  }
+  return nullptr;
+}
+
+// batchNorm(x, mean, variance, offset or null, scale or null, epsilon, out): per-channel vectors of C = their length.
+napi_value BatchNorm(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 7, "expected 7 arguments (x, mean, variance, offset or null, scale or null, epsilon, out)")) return nullptr;
+  float *x, *mean, *variance, *out, *offset = nullptr, *scale = nullptr;
+  size_t nx = 0, nm = 0, nv = 0, no = 0, nof = 0, ns = 0;
+  if (!floatArg(env, argv[0], "x", &x, &nx) || !floatArg(env, argv[1], "mean", &mean, &nm) || !floatArg(env, argv[2], "variance", &variance, &nv) || !floatArg(env, argv[6], "out", &out, &no)) return nullptr;
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  if (t != napi_null && !floatArg(env, argv[3], "offset", &offset, &nof)) return nullptr;
+  napi_typeof(env, argv[4], &t);
+  if (t != napi_null && !floatArg(env, argv[4], "scale", &scale, &ns)) return nullptr;
+  double eps = 0;
+  if (throwIf(env, napi_get_value_double(env, argv[5], &eps) != napi_ok || !(eps >= 0), "epsilon must be a number >= 0")) return nullptr;
+  const size_t c = nm;
+  if (throwIf(env, c == 0 || nv != c || (offset != nullptr && nof != c) || (scale != nullptr && ns != c) || nx % c != 0 || no != nx,
+              "mean, variance, offset and scale must all have C elements, with C dividing x, and out the size of x")) {
+    return nullptr;
+  }
+  batchNorm(x, mean, variance, offset, scale, static_cast<float>(eps), out, static_cast<int64_t>(nx), static_cast<int64_t>(c));
+  return nullptr;
+}
+
 napi_value Conv2DBackpropInput(napi_env env, napi_callback_info info) {
   const char* names[3] = {"dy", "filter", "dx"};
   int64_t (*sizes[3])(const Geometry&) = {sizeY, sizeW, sizeX};
@@ -296,12 +509,15 @@ napi_value Conv2DBackpropFilter(napi_env env, napi_callback_info info) {
   return call(env, info, conv2dBackpropFilter, names, sizes);
 }
 
-// columnSums(x, cols, out): x.length must be a multiple of cols = out.length.
+// columnSums(x, cols, out[, mean]): x.length must be a multiple of cols = out.length; with mean
+// true the sums are divided by the row count (in float64, before rounding).
 napi_value ColumnSums(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 3, "expected 3 arguments (x, cols, out)")) return nullptr;
+  if (throwIf(env, argc != 3 && argc != 4, "expected 3 or 4 arguments (x, cols, out[, mean])")) return nullptr;
+  bool mean = false;
+  if (argc == 4 && throwIf(env, napi_get_value_bool(env, argv[3], &mean) != napi_ok, "mean must be a boolean")) return nullptr;
   float *x, *out;
   size_t nx = 0, nout = 0;
   int32_t cols = 0;
@@ -311,7 +527,8 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
               "x has " + std::to_string(nx) + " elements and out " + std::to_string(nout) + "; expected out = cols = " + std::to_string(cols) + " dividing x")) {
     return nullptr;
   }
-  columnSums(x, static_cast<int64_t>(nx / cols), cols, out);
+  const int64_t rows = static_cast<int64_t>(nx / cols);
+  columnSums(x, rows, cols, out, mean && rows > 0 ? 1.0 / static_cast<double>(rows) : 1.0);
   return nullptr;
 }
 
@@ -406,6 +623,10 @@ NAPI_MODULE_INIT() {
       {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv2dBiasRelu", nullptr, Conv2DBiasRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"tile", nullptr, Tile, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -84,6 +84,37 @@ describeKernelVariants((variant) => {
     });
   });
 
+  describe('fused conv2d (bias, activation) and its gradients on wasm match cpu', () => {
+    // [name, bias, activation]: the layers' conv (bias, linear / relu), no bias, and an activation the native kernel hands back.
+    const FUSED: [string, boolean, 'linear' | 'relu' | 'elu'][] = [
+      ['bias + relu', true, 'relu'],
+      ['bias, linear', true, 'linear'],
+      ['no bias, relu', false, 'relu'],
+      ['bias + elu (fallback)', true, 'elu'],
+    ];
+    it.each(FUSED)('%s', async (_name, withBias, activation) => {
+      const c: Case = { x: [2, 7, 9, 3], w: [3, 3, 3, 5], strides: 1, pad: 'same' };
+      const [xv, wv, bv] = [seeded(c.x, 61), seeded(c.w, 62), seeded([5], 63)];
+      const f = (): tf.Tensor[] =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(xv, c.x);
+          const w = tf.tensor4d(wv, c.w);
+          const b = tf.tensor1d(bv);
+          const conv = (xa: tf.Tensor, wa: tf.Tensor, ba: tf.Tensor): tf.Tensor =>
+            tf.fused.conv2d({ x: xa as tf.Tensor4D, filter: wa as tf.Tensor4D, strides: 1, pad: 'same', bias: withBias ? ba : undefined, activation });
+          const y = conv(x, w, b);
+          const r = tf.tensor(seeded(y.shape, 64), y.shape);
+          // Gradients with respect to the inputs the convolution uses (without a bias there is none to take).
+          const loss = (...ts: tf.Tensor[]): tf.Scalar => tf.sum(tf.mul(conv(ts[0]!, ts[1]!, ts[2] ?? b), r));
+          return [y, ...tf.grads(loss)(withBias ? [x, w, b] : [x, w])];
+        });
+      const wasm = await runOn('wasm', f);
+      const cpu = await runOn('cpu', f);
+      expect(wasm).toHaveLength(withBias ? 4 : 3);
+      wasm.forEach((t, i) => expect(relativeError(t, cpu[i]!)).toBeLessThanOrEqual(TOL));
+    });
+  });
+
   describe('conv2dTranspose forward (Conv2DBackpropInput) on wasm matches cpu', () => {
     // [dy (the transposed conv's input), filter [KH, KW, Cout of the op, Cin of the op], output shape, stride, pad]
     const T: [number[], number[], [number, number, number, number], number, 'same' | 'valid'][] = [

@@ -20,8 +20,16 @@ export interface NativeAddon {
   readonly conv2d: (x: Float32Array, filter: Float32Array, y: Float32Array, geometry: Int32Array) => void;
   readonly conv2dBackpropInput: (dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
   readonly conv2dBackpropFilter: (x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array) => void;
-  /** `out[j] = Σ_i x[i·cols + j]` (float64 accumulators). */
-  readonly columnSums: (x: Float32Array, cols: number, out: Float32Array) => void;
+  /** `conv2d` followed by `+ bias` (per output channel; `null` for none) and ReLU when `relu`. */
+  readonly conv2dBiasRelu: (x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, relu: boolean) => void;
+  /** `out` = `x` of shape `xShape` tiled `reps` times along each axis (rank 1–8). */
+  readonly tile: (x: Float32Array, xShape: Int32Array, reps: Int32Array, out: Float32Array) => void;
+  /** `out[j] = Σ_i x[i·cols + j]` (float64 accumulators), divided by the row count when `mean`. */
+  readonly columnSums: (x: Float32Array, cols: number, out: Float32Array, mean?: boolean) => void;
+  /** `out = a (op) b`; op 0–3 add/sub/mul/div; pattern 0 same shape, 1 b per channel, 2 a per channel, 3 b scalar, 4 a scalar. */
+  readonly binary: (op: number, a: Float32Array, b: Float32Array, out: Float32Array, pattern: number, inner: number) => void;
+  /** `out = (x − mean)·scale/sqrt(variance + ε) + offset`, per channel (C = mean.length). */
+  readonly batchNorm: (x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, epsilon: number, out: Float32Array) => void;
   /** MaxPoolGrad scatter; geometry `[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]`. */
   readonly maxPoolGrad: (x: Float32Array, dy: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
   /** One Adam update of one variable (see {@link FUSED_ADAM_KERNEL}); params `[β1, 1−β1, β2, 1−β2, decay, stepSize, sqrtBc2, ε]`. */
@@ -137,6 +145,129 @@ export function makeConv2DNative(addon: NativeAddon, fallback: tf.KernelFunc): t
     const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
     addon.conv2d(heapF32(backend, x), heapF32(backend, filter), heapF32(backend, y), geometryOf(info));
     return y;
+  };
+}
+
+/**
+ * `FusedConv2D` (what `tf.layers.conv2d` runs: convolution, optional bias,
+ * optional activation) through the addon for a per-channel bias and a linear
+ * or ReLU activation; other activations, PReLU weights, NCHW and dilation go
+ * to `fallback`.
+ */
+export function makeFusedConv2DNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
+  const name = tf.FusedConv2D;
+  return (args) => {
+    const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
+    const bias = args.inputs['bias'];
+    const activation = attrs.activation ?? 'linear';
+    if (!nativeCase(attrs) || (activation !== 'linear' && activation !== 'relu') || args.inputs['preluActivationWeights'] != null) return fallback(args);
+    const x = inputOf(args, name, 'x');
+    const filter = inputOf(args, name, 'filter');
+    const outChannels = filter.shape[3];
+    if (bias != null && (bias.dtype !== 'float32' || tf.util.sizeFromShape(bias.shape) !== outChannels || bias.shape[bias.shape.length - 1] !== outChannels)) return fallback(args);
+    const backend = wasmBackendOf(args, name);
+    const info = conv2DInfoFor(name, x.shape, filter.shape, attrs);
+    const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+    addon.conv2dBiasRelu(heapF32(backend, x), heapF32(backend, filter), bias == null ? null : heapF32(backend, bias), heapF32(backend, y), geometryOf(info), activation === 'relu');
+    return y;
+  };
+}
+
+/** `Tile` of a float32 tensor through the addon (one pass, row copies); other dtypes go to `fallback`. */
+export function makeTileNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
+  const name = tf.Tile;
+  return (args) => {
+    const x = args.inputs['x'];
+    const { reps } = args.attrs as unknown as tf.TileAttrs;
+    if (x == null || x.dtype !== 'float32' || x.shape.length < 1 || x.shape.length > 8 || reps.length !== x.shape.length || x.shape.some((d) => d === 0) || reps.some((r) => !(r >= 1))) {
+      return fallback(args);
+    }
+    const backend = wasmBackendOf(args, name);
+    const out = backend.makeOutput(
+      x.shape.map((d, i) => d * reps[i]!),
+      'float32',
+    );
+    addon.tile(heapF32(backend, x), Int32Array.from(x.shape), Int32Array.from(reps), heapF32(backend, out));
+    return out;
+  };
+}
+
+/** The element-wise kernels done natively, by the addon's op code. */
+export const NATIVE_BINARY_OPS: Readonly<Record<string, number>> = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3 };
+
+/** Size of a per-channel vector `[C]` / `[1, …, 1, C]` broadcast over `big` (or undefined when `small` is not one). */
+function channelVectorOf(small: readonly number[], big: readonly number[]): number | undefined {
+  const c = big[big.length - 1];
+  if (c === undefined || small.length === 0 || small.length > big.length) return undefined;
+  if (small[small.length - 1] !== c || small.slice(0, -1).some((d) => d !== 1)) return undefined;
+  return c;
+}
+
+/**
+ * `Add`, `Sub`, `Multiply`, `RealDiv` of float32 tensors through the addon when
+ * the operands have the same shape, one is a per-channel vector of the other
+ * (bias, BatchNorm statistics) or one is a single value that does not raise
+ * the rank; every other case (other dtypes, general broadcasting) goes to
+ * `fallback`.
+ */
+export function makeBinaryNative(addon: NativeAddon, kernelName: string, fallback: tf.KernelFunc): tf.KernelFunc {
+  const op = NATIVE_BINARY_OPS[kernelName];
+  if (op === undefined) throw new Error(`makeBinaryNative: no native op for '${kernelName}'`);
+  return (args) => {
+    const a = args.inputs['a'];
+    const b = args.inputs['b'];
+    if (a == null || b == null || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
+    const sizeA = tf.util.sizeFromShape(a.shape);
+    const sizeB = tf.util.sizeFromShape(b.shape);
+    let pattern: number;
+    let inner = 1;
+    let outShape: readonly number[];
+    if (tf.util.arraysEqual(a.shape, b.shape)) [pattern, outShape] = [0, a.shape];
+    else if (sizeB === 1 && b.shape.length <= a.shape.length && sizeA > 0) [pattern, outShape] = [3, a.shape];
+    else if (sizeA === 1 && a.shape.length <= b.shape.length && sizeB > 0) [pattern, outShape] = [4, b.shape];
+    else if (channelVectorOf(b.shape, a.shape) !== undefined && sizeA > 0) [pattern, inner, outShape] = [1, channelVectorOf(b.shape, a.shape)!, a.shape];
+    else if (channelVectorOf(a.shape, b.shape) !== undefined && sizeB > 0) [pattern, inner, outShape] = [2, channelVectorOf(a.shape, b.shape)!, b.shape];
+    else return fallback(args);
+    if (tf.util.sizeFromShape([...outShape]) === 0) return fallback(args);
+    const backend = wasmBackendOf(args, kernelName);
+    const out = backend.makeOutput([...outShape], 'float32');
+    addon.binary(op, heapF32(backend, a), heapF32(backend, b), heapF32(backend, out), pattern, inner);
+    return out;
+  };
+}
+
+/** `Mean` over all leading axes (BatchNorm's batch statistics) through the addon; other reductions go to `fallback`. */
+export function makeMeanNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'];
+    const attrs = args.attrs as unknown as tf.MeanAttrs;
+    if (x == null || x.dtype !== 'float32' || x.shape.length < 2) return fallback(args);
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
+    const leading = axes.length === rank - 1 && [...axes].sort((p, q) => p - q).every((p, i) => p === i);
+    const c = x.shape[rank - 1]!;
+    if (!leading || c === 0 || tf.util.sizeFromShape(x.shape) === 0) return fallback(args);
+    const backend = wasmBackendOf(args, tf.Mean);
+    const out = backend.makeOutput(attrs.keepDims ? [...x.shape.slice(0, -1).map(() => 1), c] : [c], 'float32');
+    addon.columnSums(heapF32(backend, x), c, heapF32(backend, out), true);
+    return out;
+  };
+}
+
+/** `FusedBatchNorm` with per-channel `[C]` statistics through the addon; anything else goes to `fallback`. */
+export function makeBatchNormNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
+  const name = tf.FusedBatchNorm;
+  return (args) => {
+    const { x, mean, variance, offset, scale } = args.inputs;
+    if (x == null || mean == null || variance == null || x.dtype !== 'float32' || x.shape.length < 1) return fallback(args);
+    const vectors = [mean, variance, offset, scale].filter((t): t is tf.TensorInfo => t != null);
+    if (vectors.some((t) => t.dtype !== 'float32' || channelVectorOf(t.shape, x.shape) === undefined) || tf.util.sizeFromShape(x.shape) === 0) return fallback(args);
+    const { varianceEpsilon } = args.attrs as unknown as tf.FusedBatchNormAttrs;
+    const backend = wasmBackendOf(args, name);
+    const out = backend.makeOutput([...x.shape], 'float32');
+    const h = (t: tf.TensorInfo | undefined): Float32Array | null => (t == null ? null : heapF32(backend, t));
+    addon.batchNorm(h(x)!, h(mean)!, h(variance)!, h(offset), h(scale), varianceEpsilon, heapF32(backend, out));
+    return out;
   };
 }
 

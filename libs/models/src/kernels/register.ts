@@ -3,7 +3,7 @@ import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-back
 import { conv3DBackpropFilterV2Wasm, conv3DBackpropInputV2Wasm } from './conv3d-backprop';
 import { makeConcatWasm, makeMaxPoolGrad, makeSplitVWasm } from './copy-kernels';
 import { identityWasm, makeSumWasm } from './elementwise';
-import { FUSED_ADAM_KERNEL, conv2DBackpropFilterNative, conv2DBackpropInputNative, fusedAdamNative, makeConv2DNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
+import { FUSED_ADAM_KERNEL, NATIVE_BINARY_OPS, makeBatchNormNative, makeBinaryNative, makeMeanNative, conv2DBackpropFilterNative, conv2DBackpropInputNative, fusedAdamNative, makeConv2DNative, makeFusedConv2DNative, makeTileNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
 import { WASM } from './wasm-backend';
 
 /**
@@ -43,8 +43,23 @@ export const WASM_TRAINING_KERNELS: readonly KernelSpec[] = [
 export function nativeKernels(addon: NativeAddon): readonly KernelSpec[] {
   return [
     { kernelName: tf.Conv2D, why: 'XNNPACK in wasm (128-bit SIMD, no FMA) is ~3x slower than native BLAS', make: (shipped) => makeConv2DNative(addon, requireShipped(tf.Conv2D, shipped).kernelFunc) },
+    {
+      kernelName: tf.FusedConv2D,
+      why: 'what tf.layers.conv2d runs: the same convolution with the bias and ReLU in its epilogue',
+      make: (shipped) => makeFusedConv2DNative(addon, requireShipped(tf.FusedConv2D, shipped).kernelFunc),
+    },
     { kernelName: tf.Conv2DBackpropInput, why: 'im2col + BLAS instead of XNNPACK convolutions', make: () => conv2DBackpropInputNative(addon) },
     { kernelName: tf.Conv2DBackpropFilter, why: 'im2col + BLAS instead of tap GEMMs in XNNPACK', make: () => conv2DBackpropFilterNative(addon) },
+    { kernelName: tf.Tile, why: "BatchNorm's gradient tiles per-channel vectors to the activation's shape; wasm's Tile took a third of a step", make: (shipped) => makeTileNative(addon, requireShipped(tf.Tile, shipped).kernelFunc) },
+    ...Object.keys(NATIVE_BINARY_OPS).map(
+      (name): KernelSpec => ({
+        kernelName: name,
+        why: 'same-shape, per-channel and scalar element-wise arithmetic in one C++ loop (wasm broadcasts slowly)',
+        make: (shipped) => makeBinaryNative(addon, name, requireShipped(name, shipped).kernelFunc),
+      }),
+    ),
+    { kernelName: tf.Mean, why: 'BatchNorm statistics: the column means in C++ (wasm transposes first)', make: (shipped) => makeMeanNative(addon, requireShipped(tf.Mean, shipped).kernelFunc) },
+    { kernelName: tf.FusedBatchNorm, why: 'per-channel normalisation in one C++ pass', make: (shipped) => makeBatchNormNative(addon, requireShipped(tf.FusedBatchNorm, shipped).kernelFunc) },
     { kernelName: tf.Sum, why: 'the bias-gradient column sums in C++', make: (shipped) => makeSumWasm(requireShipped(tf.Sum, shipped).kernelFunc, addon.columnSums) },
     { kernelName: tf.MaxPoolGrad, why: 'the window scatter in C++', make: () => makeMaxPoolGrad(addon.maxPoolGrad) },
     { kernelName: FUSED_ADAM_KERNEL, why: 'one pass per variable instead of ~11 element-wise ops (a new kernel: Adam.apply uses it where registered)', make: () => fusedAdamNative(addon) },
