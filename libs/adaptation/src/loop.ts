@@ -136,6 +136,11 @@ export interface RlSettings {
   readonly updateEachPretrainEpisode: boolean;
   /** Give an episode's wrong regions as much total reward weight as its right ones (default true; {@link wrongRegionBalance}). */
   readonly balanceRewards: boolean;
+  /**
+   * Judge a region by the pixels its weight trains on — those over the pixel
+   * gate — not by all its pixels (default true; {@link regionAccuracy}).
+   */
+  readonly gatedAccuracy: boolean;
 }
 
 export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
@@ -151,6 +156,7 @@ export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
   calibrateShift: false,
   updateEachPretrainEpisode: true,
   balanceRewards: true,
+  gatedAccuracy: true,
 });
 
 export interface AdaptationOptions {
@@ -472,7 +478,8 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         const scored = await ports.reliability!.score(teacher, pt, round, o.signal);
         simScores.push(...scored.scores);
         const r = await act(scored, `${o.runId}/sim/${pt.id}`, round, false, { simulated: 'true' });
-        const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions);
+        const counted = rl.gatedAccuracy ? { maxProbability: scored.maxProbability, gate: h.pixelGate } : undefined;
+        const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions, counted);
         items.push({ ids: r.decisionIds, weights: r.weights, accuracy });
         tslices.push(...targetSlices(pt, scored.pseudoLabel, gatedRegionPixelWeights(r.weights, scored.regionIndex, scored.maxProbability, h.pixelGate)));
       }
@@ -516,7 +523,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         });
       }
       if (rewards.length > 0) await ports.agent!.feedback(rewards, o.signal);
-      return { reward: mean(all), accuracy: mean(items.flatMap((it) => [...it.accuracy])), reliability: mean(simScores) };
+      return { reward: mean(all), accuracy: mean(items.flatMap((it) => [...it.accuracy].filter((a) => !Number.isNaN(a)))), reliability: mean(simScores) };
     };
 
     const updatePolicy = async (): Promise<void> => {

@@ -8,6 +8,28 @@ describe('rewards (hand cases)', () => {
   });
 
   it.each([
+    // [max-probability per pixel, gate, expected accuracies]; pseudo [1, 1, 0, 0, 2, 2] vs label [1, 0, 0, 1, 2, 0], regions [0, 0, 1, 1, 2, 2]
+    // every pixel over the gate: the ungated fractions 1/2, 1/2, 1/2
+    [[0.99, 0.99, 0.99, 0.99, 0.99, 0.99], 0.968, [0.5, 0.5, 0.5]],
+    // the wrong pixel of region 0 and of region 1 under the gate: both regions right on what is trained (1, 1); region 2 all under: NaN
+    [[0.99, 0.5, 0.99, 0.9, 0.2, 0.3], 0.968, [1, 1, Number.NaN]],
+    // only the wrong pixels over the gate: 0, 0, 0
+    [[0.5, 0.99, 0.5, 0.99, 0.5, 0.99], 0.968, [0, 0, 0]],
+    // the gate is inclusive: 0.968 counts
+    [[0.968, 0.967, 0.968, 0.968, 0.968, 0.968], 0.968, [1, 0.5, 0.5]],
+  ])('gated region accuracy, confidences %j gate %d -> %j', (maxProbability, gate, want) => {
+    const got = [...regionAccuracy([1, 1, 0, 0, 2, 2], [1, 0, 0, 1, 2, 0], [0, 0, 1, 1, 2, 2], 3, { maxProbability, gate })];
+    expect(got).toEqual(want);
+  });
+
+  it('a region with nothing trained on earns the episodic term only, and is left out of the wrong/right balance', () => {
+    expect([...regionRewards(Float32Array.from([1, 0, 1]), Float32Array.from([1, Number.NaN, 0]), { pivot: 0.8, episodic: 0.25 })]).toEqual([1.25, 0.25, -0.75]);
+    // one right, one wrong, one NaN: balance 1/1 = 1 (not 2/1 or 1/2)
+    expect(wrongRegionBalance([1, 0, Number.NaN], 0.8)).toBe(1);
+    expect(wrongRegionBalance([1, 1, 0, Number.NaN, Number.NaN], 0.8)).toBe(2);
+  });
+
+  it.each([
     // [accuracy, pivot, expected signed correctness]
     [1, 0.8, 1],
     [0.8, 0.8, 0],
@@ -61,6 +83,7 @@ describe('rewards (hand cases)', () => {
   it.each([
     ['mismatched maps', () => regionAccuracy([0], [0, 1], [0, 0], 1), 'pseudo-label, label and region maps must have the same voxel count, got 1, 2, 2'],
     ['a region index out of range', () => regionAccuracy([0], [0], [4], 2), 'regionIndex[0] = 4 is not in [0, 1]'],
+    ['confidences of another size', () => regionAccuracy([0, 1], [0, 1], [0, 0], 1, { maxProbability: [0.9], gate: 0.5 }), 'maxProbability must hold one value per voxel (2), got 1'],
     ['a pivot of 1', () => signedCorrectness(0.5, 1), 'pivot must be in (0, 1), got 1'],
     ['weights and accuracy of different lengths', () => regionRewards(new Float32Array(2), new Float32Array(3)), 'weights and accuracy must have one value per region, got 2 and 3'],
   ])('refuses %s', (_name, call, message) => {

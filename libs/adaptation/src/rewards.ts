@@ -10,23 +10,43 @@
  */
 import { AdaptationConfigError } from './errors';
 
+/** Which pixels a region's accuracy counts: those whose teacher confidence reaches the training gate. */
+export interface CountedPixels {
+  /** Teacher max-probability per pixel (same layout as the label maps). */
+  readonly maxProbability: ArrayLike<number>;
+  /** The pixel gate of the weight maps: only pixels with maxProbability ≥ gate are ever trained on. */
+  readonly gate: number;
+}
+
 /**
  * Fraction of each region's pixels whose pseudo-label equals the known label
  * (simulated-shift episodes only). A region without pixels scores 1.
+ *
+ * With `counted`, only the pixels the weight map can train on (confidence ≥ the
+ * gate) count, since the region's weight acts on those alone: a region whose
+ * confident pixels are right is worth training on even when its unconfident
+ * ones are wrong. A region with no such pixel is NaN — its weight changes
+ * nothing, so there is no correctness to reward ({@link regionRewards} gives
+ * it the episodic term only).
  */
-export function regionAccuracy(pseudoLabel: ArrayLike<number>, label: ArrayLike<number>, regionIndex: ArrayLike<number>, numRegions: number): Float32Array {
+export function regionAccuracy(pseudoLabel: ArrayLike<number>, label: ArrayLike<number>, regionIndex: ArrayLike<number>, numRegions: number, counted?: CountedPixels): Float32Array {
   if (pseudoLabel.length !== label.length || regionIndex.length !== label.length) {
     throw new AdaptationConfigError('label', `pseudo-label, label and region maps must have the same voxel count, got ${pseudoLabel.length}, ${label.length}, ${regionIndex.length}`);
+  }
+  if (counted !== undefined && counted.maxProbability.length !== label.length) {
+    throw new AdaptationConfigError('maxProbability', `maxProbability must hold one value per voxel (${label.length}), got ${counted.maxProbability.length}`);
   }
   const hit = new Float64Array(numRegions);
   const count = new Float64Array(numRegions);
   for (let i = 0; i < label.length; i++) {
     const r = regionIndex[i] as number;
     if (!(r >= 0 && r < numRegions)) throw new AdaptationConfigError('regionIndex', `regionIndex[${i}] = ${r} is not in [0, ${numRegions - 1}]`);
+    if (counted !== undefined && !((counted.maxProbability[i] as number) >= counted.gate)) continue;
     count[r]! += 1;
     if (pseudoLabel[i] === label[i]) hit[r]! += 1;
   }
-  return Float32Array.from(count, (c, r) => (c === 0 ? 1 : (hit[r] as number) / c));
+  const empty = counted === undefined ? 1 : Number.NaN;
+  return Float32Array.from(count, (c, r) => (c === 0 ? empty : (hit[r] as number) / c));
 }
 
 /**
@@ -64,6 +84,7 @@ export function wrongRegionBalance(accuracies: Iterable<number>, pivot = 0.8, ma
   let right = 0;
   let wrong = 0;
   for (const a of accuracies) {
+    if (Number.isNaN(a)) continue;
     if (a >= pivot) right += 1;
     else wrong += 1;
   }
@@ -76,6 +97,8 @@ export function wrongRegionBalance(accuracies: Iterable<number>, pivot = 0.8, ma
  * correctness of region j and w_j ∈ [0, 1] the weight the policy chose: a
  * correct region weighted up earns up to +1, a wrong one weighted up costs up
  * to −1, and weighting a wrong region down earns what weighting it up costs.
+ * A region with NaN accuracy (nothing it weights is trained on) earns the
+ * episodic term only.
  */
 export function regionRewards(weights: Float32Array, accuracy: Float32Array, options: RegionRewardOptions = {}): Float32Array {
   if (weights.length !== accuracy.length) throw new AdaptationConfigError('weights', `weights and accuracy must have one value per region, got ${weights.length} and ${accuracy.length}`);
@@ -83,6 +106,7 @@ export function regionRewards(weights: Float32Array, accuracy: Float32Array, opt
   const episodic = options.episodic ?? 0;
   const wrongScale = options.wrongScale ?? 1;
   return Float32Array.from(weights, (w, j) => {
+    if (Number.isNaN(accuracy[j])) return episodic;
     const s = signedCorrectness(accuracy[j] as number, pivot);
     return (s < 0 ? wrongScale : 1) * s * (2 * w - 1) + episodic;
   });
