@@ -68,7 +68,7 @@ export function nativeKernels(addon: NativeAddon): readonly KernelSpec[] {
 
 export interface RegisterOptions {
   /**
-   * Use the native convolutions when the addon loads (default true;
+   * Use the native kernels when the addon loads (default true;
    * `PURIFY_NATIVE_KERNELS=off|require` decides as well, see ./native.ts).
    * `false` registers the pure-wasm kernels only.
    */
@@ -86,10 +86,12 @@ const shippedKernels = new Map<string, tf.KernelConfig | undefined>();
  * (slow), Conv3DBackpropInputV2 (wrong) and Conv3DBackpropFilterV2 through
  * the backend's fast paths, plus Identity, Sum, Concat, SplitV and
  * MaxPoolGrad, found slow by profiling a U-Net training step. Where the
- * native addon is built, the 2D convolution and its gradients run natively
- * ({@link nativeKernels}). Replaces whatever is registered under those
- * names for 'wasm'. Idempotent; a call with the other `native` choice swaps
- * the convolution kernels. Returns whether the native kernels are in use and why not.
+ * native addon is built, the 2D convolutions and their gradients, Tile, the
+ * element-wise arithmetic, Mean, BatchNorm, the bias sums, MaxPoolGrad and a
+ * fused Adam update run natively instead ({@link nativeKernels}). Replaces
+ * whatever is registered under those names for 'wasm'. Idempotent; a call
+ * with the other `native` choice swaps the variants. Returns whether the
+ * native kernels are in use and why not.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` is loaded (e.g. after
  * `selectBackend`): loading that package registers its own kernels and would
