@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -320,31 +321,50 @@ bool throwIf(napi_env env, bool bad, const std::string& msg) {
   return bad;
 }
 
-bool floatArg(napi_env env, napi_value v, const char* name, float** data, size_t* length) {
+// A typed array argument of the given type with its length in [minLength,
+// maxLength]: sets *data and *length, or throws `message` and returns false.
+bool typedArg(napi_env env, napi_value v, napi_typedarray_type want, size_t minLength, size_t maxLength, const std::string& message, void** data, size_t* length) {
   bool is = false;
   napi_is_typedarray(env, v, &is);
-  napi_typedarray_type type;
+  napi_typedarray_type type = napi_int8_array;
+  *data = nullptr;
+  *length = 0;
+  if (is) napi_get_typedarray_info(env, v, &type, length, data, nullptr, nullptr);
+  return !throwIf(env, !is || type != want || *length < minLength || *length > maxLength, message);
+}
+
+bool floatArg(napi_env env, napi_value v, const char* name, float** data, size_t* length) {
   void* ptr = nullptr;
-  if (is) napi_get_typedarray_info(env, v, &type, length, &ptr, nullptr, nullptr);
-  if (throwIf(env, !is || type != napi_float32_array, std::string(name) + " must be a Float32Array")) return false;
+  const bool ok = typedArg(env, v, napi_float32_array, 0, SIZE_MAX, std::string(name) + " must be a Float32Array", &ptr, length);
   *data = static_cast<float*>(ptr);
-  return true;
+  return ok;
+}
+
+// A fixed-size Int32Array argument, or nullptr (after throwing `message`).
+const int32_t* int32Arg(napi_env env, napi_value v, size_t minLength, size_t maxLength, const std::string& message, size_t* length) {
+  void* ptr = nullptr;
+  return typedArg(env, v, napi_int32_array, minLength, maxLength, message, &ptr, length) ? static_cast<const int32_t*>(ptr) : nullptr;
+}
+
+// An Int32Array of exactly `n` values whose first `positive` entries are >= 1 and the rest >= 0.
+const int32_t* geometryValues(napi_env env, napi_value v, size_t n, size_t positive, const std::string& layout) {
+  size_t length = 0;
+  const int32_t* a = int32Arg(env, v, n, n, "geometry must be an Int32Array of " + std::to_string(n) + " values " + layout, &length);
+  if (a == nullptr) return nullptr;
+  for (size_t i = 0; i < positive; i++) {
+    if (throwIf(env, a[i] < 1, "geometry: sizes and strides must be >= 1, got value " + std::to_string(a[i]) + " at index " + std::to_string(i))) return nullptr;
+  }
+  for (size_t i = positive; i < n; i++) {
+    if (throwIf(env, a[i] < 0, "geometry: pads must be >= 0")) return nullptr;
+  }
+  return a;
 }
 
 bool geometryArg(napi_env env, napi_value v, Geometry* g) {
-  bool is = false;
-  napi_is_typedarray(env, v, &is);
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* ptr = nullptr;
-  if (is) napi_get_typedarray_info(env, v, &type, &length, &ptr, nullptr, nullptr);
-  if (throwIf(env, !is || type != napi_int32_array || length != 13, "geometry must be an Int32Array of 13 values [N, H, W, Cin, KH, KW, Cout, OH, OW, strideH, strideW, padTop, padLeft]")) return false;
-  const int32_t* a = static_cast<const int32_t*>(ptr);
+  const int32_t* a = geometryValues(env, v, 13, 11, "[N, H, W, Cin, KH, KW, Cout, OH, OW, strideH, strideW, padTop, padLeft]");
+  if (a == nullptr) return false;
   *g = Geometry{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]};
-  for (int i = 0; i < 11; i++) {
-    if (throwIf(env, a[i] < 1, "geometry: sizes and strides must be >= 1, got value " + std::to_string(a[i]) + " at index " + std::to_string(i))) return false;
-  }
-  return !throwIf(env, a[11] < 0 || a[12] < 0, "geometry: pads must be >= 0");
+  return true;
 }
 
 using ConvFn = void (*)(const float*, const float*, float*, const Geometry&);
@@ -413,14 +433,9 @@ napi_value Tile(napi_env env, napi_callback_info info) {
   std::vector<int64_t> dims[2];
   const char* which[2] = {"xShape", "reps"};
   for (int k = 0; k < 2; k++) {
-    bool is = false;
-    napi_is_typedarray(env, argv[1 + k], &is);
-    napi_typedarray_type type;
     size_t length = 0;
-    void* ptr = nullptr;
-    if (is) napi_get_typedarray_info(env, argv[1 + k], &type, &length, &ptr, nullptr, nullptr);
-    if (throwIf(env, !is || type != napi_int32_array || length < 1 || length > 8, std::string(which[k]) + " must be an Int32Array of 1 to 8 values")) return nullptr;
-    const int32_t* a = static_cast<const int32_t*>(ptr);
+    const int32_t* a = int32Arg(env, argv[1 + k], 1, 8, std::string(which[k]) + " must be an Int32Array of 1 to 8 values", &length);
+    if (a == nullptr) return nullptr;
     for (size_t i = 0; i < length; i++) {
       if (throwIf(env, a[i] < 1, std::string(which[k]) + " values must be >= 1")) return nullptr;
       dims[k].push_back(a[i]);
@@ -538,18 +553,8 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (throwIf(env, argc != 4, "expected 4 arguments (x, dy, dx, geometry)")) return nullptr;
-  bool is = false;
-  napi_is_typedarray(env, argv[3], &is);
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* ptr = nullptr;
-  if (is) napi_get_typedarray_info(env, argv[3], &type, &length, &ptr, nullptr, nullptr);
-  if (throwIf(env, !is || type != napi_int32_array || length != 12, "geometry must be an Int32Array of 12 values [N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]")) return nullptr;
-  const int32_t* a = static_cast<const int32_t*>(ptr);
-  for (int i = 0; i < 10; i++) {
-    if (throwIf(env, a[i] < 1, "geometry: sizes and strides must be >= 1, got value " + std::to_string(a[i]) + " at index " + std::to_string(i))) return nullptr;
-  }
-  if (throwIf(env, a[10] < 0 || a[11] < 0, "geometry: pads must be >= 0")) return nullptr;
+  const int32_t* a = geometryValues(env, argv[3], 12, 10, "[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]");
+  if (a == nullptr) return nullptr;
   const PoolGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
   const int64_t want[3] = {g.n * g.h * g.w * g.c, g.n * g.oh * g.ow * g.c, g.n * g.h * g.w * g.c};
   const char* names[3] = {"x", "dy", "dx"};
@@ -580,14 +585,10 @@ napi_value Adam(napi_env env, napi_callback_info info) {
     if (i == 0) n0 = n;
     if (throwIf(env, n != n0, std::string(names[i]) + " has " + std::to_string(n) + " elements, x has " + std::to_string(n0))) return nullptr;
   }
-  bool is = false;
-  napi_is_typedarray(env, argv[7], &is);
-  napi_typedarray_type type;
   size_t length = 0;
   void* ptr = nullptr;
-  if (is) napi_get_typedarray_info(env, argv[7], &type, &length, &ptr, nullptr, nullptr);
-  if (throwIf(env, !is || type != napi_float64_array || length != 8, "params must be a Float64Array [beta1, 1 - beta1, beta2, 1 - beta2, decay, stepSize, sqrtBc2, epsilon]")) return nullptr;
-  const double* a = static_cast<const double*>(ptr);
+  if (!typedArg(env, argv[7], napi_float64_array, 8, 8, "params must be a Float64Array [beta1, 1 - beta1, beta2, 1 - beta2, decay, stepSize, sqrtBc2, epsilon]", &ptr, &length)) return nullptr;
+  const auto* a = static_cast<const double*>(ptr);
   AdamParams params{};
   float* f[8] = {&params.beta1, &params.oneMinusBeta1, &params.beta2, &params.oneMinusBeta2, &params.decay, &params.stepSize, &params.sqrtBc2, &params.epsilon};
   for (int i = 0; i < 8; i++) *f[i] = static_cast<float>(a[i]);

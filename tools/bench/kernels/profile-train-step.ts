@@ -1,21 +1,45 @@
 /**
- * Per-kernel profile of one training step of the reference U-Net on the
- * TensorFlow.js wasm backend.
+ * Per-kernel profile of one training step on the TensorFlow.js wasm backend:
+ * the reference U-Net (`--model reference`, no normalisation, CE, the network
+ * the PyTorch peer mirrors) or the library's U-Net as the product trains it
+ * (`--model library`: `buildUNet` + `trainStep`, `--norm batch|instance|none`,
+ * `--dice` for CE + soft Dice).
  *
- *   npx tsx --conditions=@purify/source tools/bench/kernels/profile-train-step.ts [--shape 8x96x96] [--kernels ours|shipped] [--steps 3]
+ *   npx tsx --conditions=@purify/source tools/bench/kernels/profile-train-step.ts [--shape 8x96x96] [--kernels ours|wasm|shipped] [--model reference|library] [--norm batch] [--dice] [--steps 3]
  *
  * Runs `--steps` profiled steps after two warm-up steps and prints, per kernel
  * name, calls per step, median total ms per step, and share of the summed
  * kernel time. Kernel times come from `tf.profile` (wall time around each
  * kernel dispatch, wasm being synchronous); "step wall" is the unprofiled
  * median of the same number of steps. `--detail Conv2D,MaxPoolGrad` adds a
- * per-call listing (with input shapes) for the named kernels. 'shipped' uses tfjs-backend-wasm's own
- * kernels (plus our Conv2DBackpropFilter, which it lacks).
+ * per-call listing (with input shapes) for the named kernels. `--kernels`:
+ * 'ours' (default: the library's, native where the addon is built), 'wasm'
+ * (the library's pure-wasm kernels), 'shipped' (tfjs-backend-wasm's own, plus
+ * our Conv2DBackpropFilter, which it lacks).
  */
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import * as tf from '@tensorflow/tfjs';
-import { median, parseShape, stepFixture, useWasm, type KernelSet } from './reference-unet';
+import { buildUNet, createAdam, trainStep, type UNetConfig } from '@purify/models';
+import { KERNEL_SETS, median, parseShape, stepFixture, useWasm, type KernelSet } from './reference-unet';
+
+/** One training step of the library's U-Net as the product runs it; returns the step and its disposer. */
+function libraryStep(n: number, h: number, w: number, norm: UNetConfig['norm'], dice: boolean): { step(): void; dispose(): void } {
+  const model = buildUNet({ depth: 3, baseWidth: 16, norm, dropout: 0, upsampling: 'transposed', inputChannels: 1, numClasses: 5, seed: 0 });
+  const optimizer = createAdam(model, { learningRate: 1e-3 });
+  const images = tf.randomNormal<tf.Rank.R4>([n, h, w, 1], 0, 1, 'float32', 1);
+  const labels = tf.tidy(() => tf.randomUniform<tf.Rank.R3>([n, h, w], 0, 5, 'int32', 2));
+  return {
+    step: () => {
+      trainStep(model, { images, labels }, { optimizer, loss: dice ? {} : { diceWeight: 0 }, validate: false });
+    },
+    dispose: () => {
+      tf.dispose([images, labels]);
+      optimizer.dispose();
+      model.dispose();
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -24,14 +48,20 @@ async function main(): Promise<void> {
       kernels: { type: 'string', default: 'ours' },
       steps: { type: 'string', default: '3' },
       detail: { type: 'string', default: '' },
+      model: { type: 'string', default: 'reference' },
+      norm: { type: 'string', default: 'batch' },
+      dice: { type: 'boolean', default: false },
     },
   });
   const kernels = values.kernels as KernelSet;
-  if (kernels !== 'ours' && kernels !== 'shipped') throw new Error(`--kernels must be 'ours' or 'shipped', got '${String(values.kernels)}'`);
+  if (!KERNEL_SETS.includes(kernels)) throw new Error(`--kernels must be one of ${KERNEL_SETS.join(', ')}, got '${String(values.kernels)}'`);
+  if (values.model !== 'reference' && values.model !== 'library') throw new Error(`--model must be 'reference' or 'library', got '${values.model}'`);
+  if (!['batch', 'instance', 'none'].includes(values.norm)) throw new Error(`--norm must be batch, instance or none, got '${values.norm}'`);
   const [n, h, w] = parseShape(values.shape);
   const steps = Number(values.steps);
   await useWasm(kernels);
-  const fx = stepFixture(n, h, w);
+  const library = values.model === 'library';
+  const fx = library ? libraryStep(n, h, w, values.norm as UNetConfig['norm'], values.dice) : stepFixture(n, h, w);
   fx.step();
   fx.step();
 
@@ -73,7 +103,8 @@ async function main(): Promise<void> {
 
   const rows = [...perKernel].map(([name, e]) => ({ name, calls: median(e.calls), ms: median(e.ms) })).sort((a, b) => b.ms - a.ms);
   const total = rows.reduce((s, r) => s + r.ms, 0);
-  console.log(`reference U-Net train step, wasm (${kernels} kernels), batch ${n}×${h}×${w}×1, ${steps} profiled steps (medians)`);
+  const what = library ? `library U-Net (norm ${values.norm}, ${values.dice ? 'CE + Dice' : 'CE'})` : 'reference U-Net';
+  console.log(`${what} train step, wasm (${kernels} kernels), batch ${n}×${h}×${w}×1, ${steps} profiled steps (medians)`);
   console.log(`step wall (unprofiled, median): ${median(wall).toFixed(1)} ms; summed kernel time (profiled): ${total.toFixed(1)} ms`);
   console.log(`${'kernel'.padEnd(24)} ${'calls'.padStart(6)} ${'total ms'.padStart(10)} ${'%'.padStart(6)}`);
   for (const r of rows) {

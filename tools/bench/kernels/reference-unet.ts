@@ -17,14 +17,19 @@ import { Adam, WASM_TRAINING_KERNELS, registerWasmTrainingKernels } from '@purif
 export const CLASSES = 5;
 export const WIDTHS = [16, 32, 64] as const;
 
-/** Which wasm kernels are used. 'shipped': tfjs-backend-wasm's own, plus our Conv2DBackpropFilter (it ships none). */
-export type KernelSet = 'ours' | 'shipped';
+/**
+ * Which wasm kernels are used. 'ours': the library's (native where the addon
+ * is built); 'wasm': the library's pure-wasm ones; 'shipped':
+ * tfjs-backend-wasm's own, plus our Conv2DBackpropFilter (it ships none).
+ */
+export type KernelSet = 'ours' | 'wasm' | 'shipped';
+export const KERNEL_SETS: readonly KernelSet[] = ['ours', 'wasm', 'shipped'];
 
 export async function useWasm(kernels: KernelSet): Promise<void> {
   await tf.setBackend('wasm');
   await tf.ready();
-  if (kernels === 'ours') {
-    registerWasmTrainingKernels();
+  if (kernels !== 'shipped') {
+    registerWasmTrainingKernels({ native: kernels === 'ours' });
     return;
   }
   const filter = WASM_TRAINING_KERNELS.find((k) => k.kernelName === tf.Conv2DBackpropFilter);

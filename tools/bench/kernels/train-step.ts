@@ -3,12 +3,13 @@
  * shipped kernels and with ours, against PyTorch CPU on the same architecture,
  * shapes and thread count in the same run.
  *
- *   npx tsx --conditions=@purify/source tools/bench/kernels/train-step.ts [--shape 1x128x128 --shape 8x96x96] [--reps 10] [--kernels ours,shipped] [--torch-threads 1,2]
+ *   npx tsx --conditions=@purify/source tools/bench/kernels/train-step.ts [--shape 1x128x128 --shape 8x96x96] [--reps 10] [--kernels ours,wasm,shipped] [--torch-threads 1,2]
  *
  * Each (kernel set, shape) runs in a fresh model after 3 warm-up steps; the
  * table gives the median and minimum of `--reps` steps (the machine is
  * shared: medians over repetitions, and the minimum as the least-disturbed
- * figure). 'shipped' = tfjs-backend-wasm's own kernels plus our
+ * figure). 'ours' = the library's kernels (native where the addon is built),
+ * 'wasm' = the library's pure-wasm kernels, 'shipped' = tfjs-backend-wasm's own kernels plus our
  * Conv2DBackpropFilter (it ships none, so without it the net cannot train at
  * all). The PyTorch peer (torch_unet_step.py) runs with OMP_WAIT_POLICY=PASSIVE
  * and torch.set_num_threads(t); it is skipped when torch is not installed.
@@ -20,7 +21,7 @@ const PEER_PYTHON = process.env['PURIFY_PEER_PYTHON'] ?? '/usr/bin/python3';
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, parseShape, stepFixture, useWasm, type KernelSet } from './reference-unet';
+import { KERNEL_SETS, median, parseShape, stepFixture, useWasm, type KernelSet } from './reference-unet';
 
 interface Row {
   what: string;
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
 
   for (const kernels of sets) {
-    if (kernels !== 'ours' && kernels !== 'shipped') throw new Error(`--kernels entries must be 'ours' or 'shipped', got '${String(kernels)}'`);
+    if (!KERNEL_SETS.includes(kernels)) throw new Error(`--kernels entries must be among ${KERNEL_SETS.join(', ')}, got '${String(kernels)}'`);
     await useWasm(kernels);
     for (const s of shapes) {
       const [n, h, w] = parseShape(s);
