@@ -44,7 +44,7 @@ export const trainerService: ServiceDefinitionSpec<typeof schema> = {
     jobs.open();
     return {
       definition: TrainerServiceService,
-      capabilities: () => ({ 'tfjs.backend': backend.backend, 'trainer.methods': METHODS.join(','), 'trainer.inference': config.inference }),
+      capabilities: () => ({ 'tfjs.backend': backend.backend, 'tfjs.kernels': backend.wasmKernels, 'trainer.methods': METHODS.join(','), 'trainer.inference': config.inference }),
       onShutdown: async () => {
         await jobs.close();
         segmenter.close();

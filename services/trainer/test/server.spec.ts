@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { JobSpec, JobState, Method, TrainerServiceClient, type Job, type JobEvent } from '@purify/proto';
 import { createClient, listServices, startInProcess, unaryCall, type RunningServer } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
+import { nativeAddon } from '@purify/models';
 import type { ServiceError } from '@grpc/grpc-js';
 import { trainerService } from '../src';
 import { stateOf, watch, writeData } from './fixtures';
@@ -59,6 +60,14 @@ afterAll(async () => {
 describe('trainer service: job specs', () => {
   it('lists its service through reflection', async () => {
     expect(await listServices(server.address)).toContain('purify.v1.TrainerService');
+  });
+
+  it('reports its training backend and which kernels it trains with (native where the addon is built)', async () => {
+    const info = await unaryCall(client, 'getInfo', {});
+    const native = nativeAddon().status.loaded;
+    // wasm here (the native tfjs-node packages cannot install on this machine); elsewhere the purify kernels are not used.
+    const wasm = info.capabilities['tfjs.backend'] === 'wasm';
+    expect(info.capabilities['tfjs.kernels']).toBe(wasm ? (native ? 'purify-native' : 'purify') : 'n/a');
   });
 
   it.each([

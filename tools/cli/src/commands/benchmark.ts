@@ -265,7 +265,8 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
             valDice: result.training.best?.meanDice ?? Number.NaN,
             wallMs: result.wallMs,
             msPerStep: result.training.msPerStep,
-            backend: result.backend.backend,
+            // The kernel set is part of the result: the native kernels round differently from the wasm ones.
+            backend: `${result.backend.backend}${result.backend.wasmKernels === 'purify-native' ? ' (native kernels)' : result.backend.wasmKernels === 'purify' ? ' (wasm kernels)' : ''}`,
           };
         });
 
