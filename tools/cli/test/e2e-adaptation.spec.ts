@@ -7,8 +7,8 @@
  *
  * The claim checked: for this seed and schedule, `rl` raises the organ-average
  * target Dice over `source-only`. The run is seeded and reproducible (the demo
- * on this code gives source-only 0.466, rl 0.519 on the 2-core VM with the native
- * kernels; 0.374 and 0.438 with the wasm ones); a change that
+ * on this code gives source-only 0.466, rl 0.513 on the 2-core VM with the native
+ * kernels; 0.374 and 0.438 with the wasm kernels before the gated-accuracy reward); a change that
  * loses the gain fails here. Target test labels are read by the benchmark's
  * evaluation only — never by the trainer (libs/adaptation/src/data.spec.ts, "target labels never reach training code").
  *
