@@ -88,7 +88,7 @@ async function main(): Promise<void> {
       s.ms += k.kernelTimeMs as number;
       seen.set(k.name, s);
       if (detailOf.has(k.name)) {
-        const key = `${k.name} ${k.inputShapes.map((sh) => `[${sh.join(',')}]`).join(' ')}`;
+        const key = `${k.name} ${k.inputShapes.map((sh) => `[${(sh ?? []).join(',')}]`).join(' ')}`;
         perCall.set(key, [...(perCall.get(key) ?? []), k.kernelTimeMs as number]);
       }
     }
