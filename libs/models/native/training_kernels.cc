@@ -1,14 +1,15 @@
-// 2D convolution and its two gradients (plus two cheap training kernels:
-// bias-gradient sums and means, Tile, MaxPoolGrad, the element-wise
-// arithmetic and BatchNorm of a training step, and a fused Adam update) for TensorFlow.js tensors that live on
-// the wasm backend's heap, computed natively with im2col / col2im and the
-// system BLAS (OpenBLAS on Debian). NHWC activations, filters
-// [KH, KW, Cin, Cout] (row-major, so the filter is the matrix
-// [KH*KW*Cin, Cout]), dilation 1. Loaded by libs/models/src/kernels/native.ts;
-// built by libs/models/native/build.mjs.
+// Native training kernels for TensorFlow.js tensors that live on the wasm
+// backend's heap: the 2D convolution (with a bias + ReLU epilogue) and its two
+// gradients by im2col / col2im and the system BLAS (OpenBLAS on Debian), and
+// the cheaper kernels of a training step — leading-axes sums and means, Tile,
+// MaxPoolGrad, same-shape / per-channel / scalar arithmetic, BatchNorm — plus
+// a fused Adam update. NHWC activations, filters [KH, KW, Cin, Cout]
+// (row-major, so the filter is the matrix [KH*KW*Cin, Cout]), dilation 1.
+// Loaded by libs/models/src/kernels/native.ts; built by
+// libs/models/native/build.mjs.
 //
 // Every function takes its float32 operands as Float32Arrays (views on the
-// wasm heap, no copy) and one Int32Array of geometry:
+// wasm heap, no copy). The convolutions take one Int32Array of geometry:
 //   [N, H, W, Cin, KH, KW, Cout, OH, OW, strideH, strideW, padTop, padLeft]
 // The caller (TypeScript) validates shapes; the sizes are checked again here
 // so a bad call throws instead of reading out of bounds.
@@ -392,11 +393,6 @@ int64_t sizeX(const Geometry& g) { return g.n * g.h * g.w * g.ci; }
 int64_t sizeW(const Geometry& g) { return g.k() * g.co; }
 int64_t sizeY(const Geometry& g) { return g.n * g.oh * g.ow * g.co; }
 
-napi_value Conv2D(napi_env env, napi_callback_info info) {
-  const char* names[3] = {"x", "filter", "y"};
-  int64_t (*sizes[3])(const Geometry&) = {sizeX, sizeW, sizeY};
-  return call(env, info, conv2d, names, sizes);
-}
 // conv2dBiasRelu(x, filter, bias (Float32Array of Cout, or null), y, geometry, relu: boolean).
 napi_value Conv2DBiasRelu(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -621,7 +617,6 @@ napi_value Info(napi_env env, napi_callback_info) {
 
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
-      {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropInput", nullptr, Conv2DBackpropInput, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBackpropFilter", nullptr, Conv2DBackpropFilter, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"conv2dBiasRelu", nullptr, Conv2DBiasRelu, nullptr, nullptr, nullptr, napi_default, nullptr},

@@ -1,6 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { registerWasmTrainingKernels } from './index';
-import { relativeError, runOn, seeded, wasmDataIds } from './kernels.test-util';
+import { KERNEL_VARIANTS, relativeError, runOn, seeded, useWasmKernels, wasmDataIds } from './kernels.test-util';
 
 /**
  * Conv3D training on wasm is made correct (not refused): our
@@ -33,17 +32,8 @@ const CASES: Case[] = [
 
 const label = (c: Case): string => `x [${c.x.join(',')}] w [${c.w.join(',')}] strides ${JSON.stringify(c.strides)} ${c.pad}`;
 
-let original: string;
-beforeAll(async () => {
-  await tf.ready();
-  original = tf.getBackend();
-  await tf.setBackend('wasm');
-  await tf.ready();
-  registerWasmTrainingKernels();
-});
-afterAll(async () => {
-  await tf.setBackend(original);
-});
+// The default registration (native where built; the 3D kernels themselves are wasm in both variants).
+useWasmKernels(KERNEL_VARIANTS.includes('native'));
 
 function conv3dGrads(c: Case, seed: number): () => tf.Tensor[] {
   const xv = seeded(c.x, seed);

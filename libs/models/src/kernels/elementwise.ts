@@ -21,27 +21,33 @@ export function identityWasm(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
- * `Sum` over all leading axes of a float32 tensor `[..., C]` (a bias
- * gradient: Σ over N, H, W of dy `[N, H, W, C]`) in one pass with float64
- * accumulators (as the cpu backend accumulates); every other reduction goes
- * to the shipped kernel (`fallback`), which first transposes the reduced axes
- * innermost — a full extra copy for this case.
+ * A reduction over all leading axes of a float32 tensor `[..., C]` — `Sum`
+ * (a bias gradient: Σ over N, H, W of dy `[N, H, W, C]`) or `Mean` (BatchNorm's
+ * batch statistics) — computed by `columns` in one pass; every other reduction
+ * (other axes, dtypes, empty tensors) goes to the shipped kernel (`fallback`),
+ * which first transposes the reduced axes innermost — a full extra copy for
+ * this case.
  */
-export function makeSumWasm(fallback: tf.KernelFunc, columnSums: ColumnSums = columnSumsJs): tf.KernelFunc {
+export function makeLeadingAxesReduction(kernelName: string, fallback: tf.KernelFunc, columns: ColumnSums): tf.KernelFunc {
   return (args) => {
     const x = args.inputs['x'];
-    const attrs = args.attrs as unknown as tf.SumAttrs;
-    if (x == null || x.dtype !== 'float32' || x.shape.length < 2) return fallback(args);
+    const attrs = args.attrs as unknown as tf.SumAttrs | tf.MeanAttrs;
+    if (x == null || x.dtype !== 'float32' || x.shape.length < 2 || tf.util.sizeFromShape(x.shape) === 0) return fallback(args);
     const rank = x.shape.length;
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
     const leading = axes.length === rank - 1 && [...axes].sort((a, b) => a - b).every((a, i) => a === i);
+    if (!leading) return fallback(args);
     const c = x.shape[rank - 1]!;
-    if (!leading || c === 0) return fallback(args);
-    const backend = wasmBackendOf(args, 'Sum');
+    const backend = wasmBackendOf(args, kernelName);
     const out = backend.makeOutput(attrs.keepDims ? [...x.shape.slice(0, -1).map(() => 1), c] : [c], 'float32');
-    columnSums(heapF32(backend, x), c, heapF32(backend, out));
+    columns(heapF32(backend, x), c, heapF32(backend, out));
     return out;
   };
+}
+
+/** `Sum` over all leading axes with float64 accumulators (as the cpu backend accumulates), in JS unless `columnSums` is given. */
+export function makeSumWasm(fallback: tf.KernelFunc, columnSums: ColumnSums = columnSumsJs): tf.KernelFunc {
+  return makeLeadingAxesReduction('Sum', fallback, columnSums);
 }
 
 /** `out[j] = Σ_i x[i·cols + j]` with float64 accumulators. */

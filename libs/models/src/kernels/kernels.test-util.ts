@@ -71,24 +71,29 @@ export function wasmDataIds(): number {
 export const KERNEL_VARIANTS: readonly ('wasm' | 'native')[] = nativeAddon().status.loaded ? ['wasm', 'native'] : ['wasm'];
 
 /**
- * `describe`s `body` once per {@link KERNEL_VARIANTS} entry, with the wasm
- * backend active and that variant's kernels registered (the previous backend
- * is restored afterwards).
+ * Installs `beforeAll` / `afterAll` hooks in the current `describe`: the wasm
+ * backend active with our kernels registered (`native` chooses the variant,
+ * checked to be the one in use), the previous backend restored afterwards.
  */
+export function useWasmKernels(native: boolean): void {
+  let original: string;
+  beforeAll(async () => {
+    await tf.ready();
+    original = tf.getBackend();
+    await tf.setBackend('wasm');
+    await tf.ready();
+    const status = registerWasmTrainingKernels({ native });
+    expect(status.loaded).toBe(native);
+  });
+  afterAll(async () => {
+    await tf.setBackend(original);
+  });
+}
+
+/** `describe`s `body` once per {@link KERNEL_VARIANTS} entry, with that variant's kernels in use ({@link useWasmKernels}). */
 export function describeKernelVariants(body: (variant: 'wasm' | 'native') => void): void {
   describe.each(KERNEL_VARIANTS)('%s kernels', (variant) => {
-    let original: string;
-    beforeAll(async () => {
-      await tf.ready();
-      original = tf.getBackend();
-      await tf.setBackend('wasm');
-      await tf.ready();
-      const status = registerWasmTrainingKernels({ native: variant === 'native' });
-      expect(status.loaded).toBe(variant === 'native');
-    });
-    afterAll(async () => {
-      await tf.setBackend(original);
-    });
+    useWasmKernels(variant === 'native');
     body(variant);
   });
 }

@@ -83,16 +83,22 @@ withAddon('the addon', () => {
   it('computes a known convolution: all-ones 3×3 on all-ones 4×4 gives the window counts', () => {
     const ones = (n: number): Float32Array => new Float32Array(n).fill(1);
     const out = new Float32Array(16);
-    addon.conv2d(ones(16), ones(9), out, Int32Array.from([1, 4, 4, 1, 3, 3, 1, 4, 4, 1, 1, 1, 1]));
+    addon.conv2dBiasRelu(ones(16), ones(9), null, out, Int32Array.from([1, 4, 4, 1, 3, 3, 1, 4, 4, 1, 1, 1, 1]), false);
     expect(Array.from(out)).toEqual([4, 6, 6, 4, 6, 9, 9, 6, 6, 9, 9, 6, 4, 6, 6, 4]);
   });
 
+  it('adds the bias and applies ReLU after the convolution: the window counts − 5, clamped at 0', () => {
+    const out = new Float32Array(16);
+    addon.conv2dBiasRelu(new Float32Array(16).fill(1), new Float32Array(9).fill(1), Float32Array.of(-5), out, Int32Array.from([1, 4, 4, 1, 3, 3, 1, 4, 4, 1, 1, 1, 1]), true);
+    expect(Array.from(out)).toEqual([0, 1, 1, 0, 1, 4, 4, 1, 1, 4, 4, 1, 0, 1, 1, 0]);
+  });
+
   it.each([
-    ['an operand of the wrong length', () => addon.conv2d(x, w, new Float32Array(47), geometry()), 'y has 47 elements, the geometry needs 48'],
+    ['an operand of the wrong length', () => addon.conv2dBiasRelu(x, w, null, new Float32Array(47), geometry(), false), 'y has 47 elements, the geometry needs 48'],
     ['a non-Float32Array operand', () => addon.conv2dBackpropFilter(x, new Float64Array(48) as unknown as Float32Array, w, geometry()), 'dy must be a Float32Array'],
     ['a short geometry', () => addon.conv2dBackpropInput(y, w, x, new Int32Array(12)), 'geometry must be an Int32Array of 13 values'],
-    ['a zero size', () => addon.conv2d(x, w, y, Int32Array.from([1, 4, 4, 2, 3, 3, 0, 4, 4, 1, 1, 1, 1])), 'geometry: sizes and strides must be >= 1, got value 0 at index 6'],
-    ['a negative pad', () => addon.conv2d(x, w, y, Int32Array.from([1, 4, 4, 2, 3, 3, 3, 4, 4, 1, 1, -1, 1])), 'geometry: pads must be >= 0'],
+    ['a zero size', () => addon.conv2dBiasRelu(x, w, null, y, Int32Array.from([1, 4, 4, 2, 3, 3, 0, 4, 4, 1, 1, 1, 1]), false), 'geometry: sizes and strides must be >= 1, got value 0 at index 6'],
+    ['a negative pad', () => addon.conv2dBiasRelu(x, w, null, y, Int32Array.from([1, 4, 4, 2, 3, 3, 3, 4, 4, 1, 1, -1, 1]), false), 'geometry: pads must be >= 0'],
     ['bad thread count', () => addon.setThreads(0), 'setThreads expects an integer >= 1'],
   ])('refuses %s', (_name, call, message) => {
     expect(call).toThrow(message);

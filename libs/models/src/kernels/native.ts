@@ -1,12 +1,15 @@
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { conv2DInfoFor, type Conv2DInfo } from './conv2d-backprop';
+import { makeLeadingAxesReduction } from './elementwise';
 import { heapF32, inputOf, wasmBackendOf } from './wasm-backend';
 
 /**
- * Native training kernels for the wasm backend — the 2D convolution and its
- * gradients by im2col / col2im and the system BLAS (OpenBLAS), the bias
- * gradient sums and MaxPoolGrad — compiled from `libs/models/native/training_kernels.cc`
+ * Native training kernels for the wasm backend — the 2D convolution (with its
+ * bias + ReLU epilogue) and its gradients by im2col / col2im and the system
+ * BLAS (OpenBLAS), Tile, same-shape / per-channel / scalar arithmetic, the
+ * leading-axes Sum and Mean, BatchNorm, MaxPoolGrad and a fused Adam update —
+ * compiled from `libs/models/native/training_kernels.cc`
  * by `libs/models/native/build.mjs` when `npm install` runs on a machine with
  * a C++ compiler and `libopenblas-dev`. The tensors stay on the wasm heap; the
  * addon reads and writes them in place. Without the addon (or with
@@ -17,10 +20,9 @@ import { heapF32, inputOf, wasmBackendOf } from './wasm-backend';
 
 /** The addon's functions (see libs/models/native/training_kernels.cc). */
 export interface NativeAddon {
-  readonly conv2d: (x: Float32Array, filter: Float32Array, y: Float32Array, geometry: Int32Array) => void;
   readonly conv2dBackpropInput: (dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
   readonly conv2dBackpropFilter: (x: Float32Array, dy: Float32Array, dw: Float32Array, geometry: Int32Array) => void;
-  /** `conv2d` followed by `+ bias` (per output channel; `null` for none) and ReLU when `relu`. */
+  /** The forward convolution, then `+ bias` (per output channel; `null` for none) and ReLU when `relu`. */
   readonly conv2dBiasRelu: (x: Float32Array, filter: Float32Array, bias: Float32Array | null, y: Float32Array, geometry: Int32Array, relu: boolean) => void;
   /** `out` = `x` of shape `xShape` tiled `reps` times along each axis (rank 1–8). */
   readonly tile: (x: Float32Array, xShape: Int32Array, reps: Int32Array, out: Float32Array) => void;
@@ -125,26 +127,29 @@ export function geometryOf(info: Conv2DInfo): Int32Array {
   ]);
 }
 
-/** Whether the addon computes this convolution (NHWC, dilation 1, non-negative pads); otherwise the fallback runs. */
+/** Whether the addon computes this convolution (NHWC, dilation 1); otherwise the fallback runs. */
 function nativeCase(attrs: { dataFormat?: string; dilations?: number | [number, number] }): boolean {
   if (attrs.dataFormat !== undefined && attrs.dataFormat !== 'NHWC') return false;
   const d = attrs.dilations;
   return d === undefined || d === 1 || (Array.isArray(d) && d[0] === 1 && d[1] === 1);
 }
 
+/** The forward convolution both `Conv2D` and `FusedConv2D` run natively: conv, then `+ bias` and ReLU when given. */
+function convForward(addon: NativeAddon, args: Parameters<tf.KernelFunc>[0], name: string, attrs: tf.Conv2DAttrs, bias: tf.TensorInfo | undefined, relu: boolean): tf.TensorInfo {
+  const backend = wasmBackendOf(args, name);
+  const x = inputOf(args, name, 'x');
+  const filter = inputOf(args, name, 'filter');
+  const info = conv2DInfoFor(name, x.shape, filter.shape, attrs);
+  const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
+  addon.conv2dBiasRelu(heapF32(backend, x), heapF32(backend, filter), bias == null ? null : heapF32(backend, bias), heapF32(backend, y), geometryOf(info), relu);
+  return y;
+}
+
 /** Forward `Conv2D` through the addon; other cases (NCHW, dilation) go to `fallback`. */
 export function makeConv2DNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
-  const name = tf.Conv2D;
   return (args) => {
     const attrs = args.attrs as unknown as tf.Conv2DAttrs;
-    if (!nativeCase(attrs)) return fallback(args);
-    const backend = wasmBackendOf(args, name);
-    const x = inputOf(args, name, 'x');
-    const filter = inputOf(args, name, 'filter');
-    const info = conv2DInfoFor(name, x.shape, filter.shape, attrs);
-    const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
-    addon.conv2d(heapF32(backend, x), heapF32(backend, filter), heapF32(backend, y), geometryOf(info));
-    return y;
+    return nativeCase(attrs) ? convForward(addon, args, tf.Conv2D, attrs, undefined, false) : fallback(args);
   };
 }
 
@@ -155,21 +160,14 @@ export function makeConv2DNative(addon: NativeAddon, fallback: tf.KernelFunc): t
  * to `fallback`.
  */
 export function makeFusedConv2DNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
-  const name = tf.FusedConv2D;
   return (args) => {
     const attrs = args.attrs as unknown as tf.FusedConv2DAttrs;
     const bias = args.inputs['bias'];
     const activation = attrs.activation ?? 'linear';
-    if (!nativeCase(attrs) || (activation !== 'linear' && activation !== 'relu') || args.inputs['preluActivationWeights'] != null) return fallback(args);
-    const x = inputOf(args, name, 'x');
-    const filter = inputOf(args, name, 'filter');
-    const outChannels = filter.shape[3];
-    if (bias != null && (bias.dtype !== 'float32' || tf.util.sizeFromShape(bias.shape) !== outChannels || bias.shape[bias.shape.length - 1] !== outChannels)) return fallback(args);
-    const backend = wasmBackendOf(args, name);
-    const info = conv2DInfoFor(name, x.shape, filter.shape, attrs);
-    const y = backend.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
-    addon.conv2dBiasRelu(heapF32(backend, x), heapF32(backend, filter), bias == null ? null : heapF32(backend, bias), heapF32(backend, y), geometryOf(info), activation === 'relu');
-    return y;
+    const outChannels = args.inputs['filter']?.shape[3];
+    const perChannelBias = bias == null || (bias.dtype === 'float32' && tf.util.sizeFromShape(bias.shape) === outChannels && bias.shape[bias.shape.length - 1] === outChannels);
+    if (!nativeCase(attrs) || (activation !== 'linear' && activation !== 'relu') || args.inputs['preluActivationWeights'] != null || !perChannelBias) return fallback(args);
+    return convForward(addon, args, tf.FusedConv2D, attrs, bias, activation === 'relu');
   };
 }
 
@@ -219,16 +217,18 @@ export function makeBinaryNative(addon: NativeAddon, kernelName: string, fallbac
     if (a == null || b == null || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
     const sizeA = tf.util.sizeFromShape(a.shape);
     const sizeB = tf.util.sizeFromShape(b.shape);
+    if (sizeA === 0 || sizeB === 0) return fallback(args);
+    const bPerChannel = channelVectorOf(b.shape, a.shape);
+    const aPerChannel = channelVectorOf(a.shape, b.shape);
     let pattern: number;
     let inner = 1;
     let outShape: readonly number[];
     if (tf.util.arraysEqual(a.shape, b.shape)) [pattern, outShape] = [0, a.shape];
-    else if (sizeB === 1 && b.shape.length <= a.shape.length && sizeA > 0) [pattern, outShape] = [3, a.shape];
-    else if (sizeA === 1 && a.shape.length <= b.shape.length && sizeB > 0) [pattern, outShape] = [4, b.shape];
-    else if (channelVectorOf(b.shape, a.shape) !== undefined && sizeA > 0) [pattern, inner, outShape] = [1, channelVectorOf(b.shape, a.shape)!, a.shape];
-    else if (channelVectorOf(a.shape, b.shape) !== undefined && sizeB > 0) [pattern, inner, outShape] = [2, channelVectorOf(a.shape, b.shape)!, b.shape];
+    else if (sizeB === 1 && b.shape.length <= a.shape.length) [pattern, outShape] = [3, a.shape];
+    else if (sizeA === 1 && a.shape.length <= b.shape.length) [pattern, outShape] = [4, b.shape];
+    else if (bPerChannel !== undefined) [pattern, inner, outShape] = [1, bPerChannel, a.shape];
+    else if (aPerChannel !== undefined) [pattern, inner, outShape] = [2, aPerChannel, b.shape];
     else return fallback(args);
-    if (tf.util.sizeFromShape([...outShape]) === 0) return fallback(args);
     const backend = wasmBackendOf(args, kernelName);
     const out = backend.makeOutput([...outShape], 'float32');
     addon.binary(op, heapF32(backend, a), heapF32(backend, b), heapF32(backend, out), pattern, inner);
@@ -238,20 +238,7 @@ export function makeBinaryNative(addon: NativeAddon, kernelName: string, fallbac
 
 /** `Mean` over all leading axes (BatchNorm's batch statistics) through the addon; other reductions go to `fallback`. */
 export function makeMeanNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.KernelFunc {
-  return (args) => {
-    const x = args.inputs['x'];
-    const attrs = args.attrs as unknown as tf.MeanAttrs;
-    if (x == null || x.dtype !== 'float32' || x.shape.length < 2) return fallback(args);
-    const rank = x.shape.length;
-    const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
-    const leading = axes.length === rank - 1 && [...axes].sort((p, q) => p - q).every((p, i) => p === i);
-    const c = x.shape[rank - 1]!;
-    if (!leading || c === 0 || tf.util.sizeFromShape(x.shape) === 0) return fallback(args);
-    const backend = wasmBackendOf(args, tf.Mean);
-    const out = backend.makeOutput(attrs.keepDims ? [...x.shape.slice(0, -1).map(() => 1), c] : [c], 'float32');
-    addon.columnSums(heapF32(backend, x), c, heapF32(backend, out), true);
-    return out;
-  };
+  return makeLeadingAxesReduction(tf.Mean, fallback, (x, cols, out) => addon.columnSums(x, cols, out, true));
 }
 
 /** `FusedBatchNorm` with per-channel `[C]` statistics through the addon; anything else goes to `fallback`. */
