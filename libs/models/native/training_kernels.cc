@@ -1,9 +1,12 @@
 // Native training kernels for TensorFlow.js tensors that live on the wasm
 // backend's heap: the 2D convolution (with a bias + ReLU epilogue) and its two
-// gradients by im2col / col2im and the system BLAS (OpenBLAS on Debian), and
-// the cheaper kernels of a training step — leading-axes sums and means, Tile,
-// MaxPoolGrad, same-shape / per-channel / scalar arithmetic, BatchNorm — plus
-// a fused Adam update. NHWC activations, filters [KH, KW, Cin, Cout]
+// gradients — direct kernels (direct_conv.h) where the channels come in whole
+// vectors, im2col / col2im and the system BLAS (OpenBLAS on Debian) otherwise —
+// and the cheaper kernels of a training step: leading-axes sums and means,
+// Tile, MaxPoolGrad, same-shape / per-channel / scalar arithmetic, ReLU and
+// Step, strided copies (Concat, SplitV), BatchNorm, and a fused Adam update.
+// Convolutions and large element-wise kernels split over a small thread pool
+// (Pool; setKernelThreads). NHWC activations, filters [KH, KW, Cin, Cout]
 // (row-major, so the filter is the matrix [KH*KW*Cin, Cout]), dilation 1.
 // Loaded by libs/models/src/kernels/native.ts; built by
 // libs/models/native/build.mjs.
@@ -16,13 +19,22 @@
 #include <node_api.h>
 #include <cblas.h>
 
+#include "direct_conv.h"
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern "C" void openblas_set_num_threads(int);
@@ -37,11 +49,148 @@ struct Geometry {
   bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pl == 0 && oh == h && ow == w; }
 };
 
+// ---- Intra-op threads ------------------------------------------------------
+//
+// A convolution can be split over a few threads: the forward pass and the
+// filter gradient by output pixel, the input gradient by input row. The pool's
+// helper threads live for the process; each JavaScript thread that calls the
+// addon sets its own thread count (setKernelThreads; 1 on the data-parallel
+// workers, which already use the other cores). One split runs at a time; a
+// call that finds the pool busy runs its parts in turn on its own thread.
+
+class Pool {
+ public:
+  static Pool& get() {
+    static Pool* pool = new Pool();  // never destroyed: helpers run until the process exits
+    return *pool;
+  }
+
+  // Runs fn(0) .. fn(parts - 1), part 0 on the calling thread; returns when all are done.
+  void run(int parts, const std::function<void(int)>& fn) {
+    std::unique_lock<std::mutex> busy(submit_, std::try_to_lock);
+    if (parts <= 1 || !busy.owns_lock()) {
+      for (int i = 0; i < parts; i++) fn(i);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (static_cast<int>(helpers_.size()) < parts - 1) {
+        helpers_.push_back(std::make_unique<Helper>());
+        Helper* h = helpers_.back().get();
+        const int index = static_cast<int>(helpers_.size());
+        std::thread([this, h, index] { loop(h, index); }).detach();
+      }
+      ticket_++;
+      pending_.store(parts - 1, std::memory_order_relaxed);
+      for (int i = 0; i + 1 < parts; i++) {
+        helpers_[i]->job = &fn;
+        helpers_[i]->go.store(ticket_, std::memory_order_release);
+      }
+    }
+    if (sleepers_.load() > 0) wake_.notify_all();
+    fn(0);
+    // The parts are even, so the others finish about now: spin rather than sleep.
+    while (pending_.load(std::memory_order_acquire) != 0) pause();
+  }
+
+ private:
+  // One helper thread: it runs part `index` of a job each time `go` takes a new ticket.
+  struct Helper {
+    std::atomic<uint64_t> go{0};
+    const std::function<void(int)>* job = nullptr;
+  };
+
+  static void pause() {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+
+  // A helper spins this long for its next part before it sleeps: a training
+  // step calls kernels back to back, and waking a sleeping thread costs about
+  // as much as a small element-wise kernel.
+  static constexpr std::chrono::microseconds kSpin{300};
+
+  void loop(Helper* h, int index) {
+    uint64_t seen = 0;
+    for (;;) {
+      uint64_t now = h->go.load(std::memory_order_acquire);
+      const auto until = std::chrono::steady_clock::now() + kSpin;
+      for (int i = 0; now == seen; i++) {
+        pause();
+        now = h->go.load(std::memory_order_acquire);
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+      }
+      if (now == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        sleepers_++;
+        wake_.wait(lock, [&] { return h->go.load(std::memory_order_acquire) != seen; });
+        sleepers_--;
+        now = h->go.load(std::memory_order_acquire);
+      }
+      seen = now;
+      (*h->job)(index);
+      pending_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  std::mutex submit_, mutex_;
+  std::condition_variable wake_;
+  std::vector<std::unique_ptr<Helper>> helpers_;
+  uint64_t ticket_ = 0;
+  std::atomic<int> pending_{0}, sleepers_{0};
+};
+
+thread_local int kernelThreads = 1;
+
+// Parts to split `flops` of work into: at most the caller's thread count, and
+// at least ~4 MFLOP per part so waking a helper pays for itself.
+int partsFor(double flops) {
+  const int byWork = static_cast<int>(flops / 4e6);
+  return std::max(1, std::min(kernelThreads, byWork));
+}
+
+// [begin, end) of part `t` of `parts` over `total` items.
+inline int64_t partBegin(int64_t total, int t, int parts) { return total * t / parts; }
+
+// Element-wise work splits into parts of at least this many floats (512 KiB).
+constexpr int64_t kElementGrain = int64_t{1} << 17;
+
+// fn(begin, end) over [0, n) split into at most the caller's thread count of
+// parts of at least `grain` items, every boundary a multiple of `align`.
+template <typename Fn>
+void parallelFor(int64_t n, int64_t grain, int64_t align, Fn fn) {
+  const int64_t units = n / align;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({kernelThreads, n / grain, units})));
+  if (parts == 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  Pool::get().run(parts, [&](int t) {
+    const int64_t begin = partBegin(units, t, parts) * align;
+    const int64_t end = t + 1 == parts ? n : partBegin(units, t + 1, parts) * align;
+    fn(begin, end);
+  });
+}
+
 // Output pixels per im2col chunk: the chunk's columns stay near 1 MiB so they
 // are still in cache when the GEMM reads them.
 int64_t chunkRows(const Geometry& g) {
   const int64_t rows = (1 << 18) / std::max<int64_t>(g.k(), 1);
   return std::max<int64_t>(64, rows);
+}
+
+// Calls fn(n, p0, rows) for the output pixels [begin, end) of the flattened
+// [N, OH*OW] index, in chunks of at most `chunk` that never cross an image.
+template <typename Fn>
+void forChunks(const Geometry& g, int64_t begin, int64_t end, int64_t chunk, Fn fn) {
+  const int64_t opix = g.oh * g.ow;
+  for (int64_t r = begin; r < end;) {
+    const int64_t n = r / opix, p0 = r % opix;
+    const int64_t rows = std::min({chunk, end - r, opix - p0});
+    fn(n, p0, rows);
+    r += rows;
+  }
 }
 
 // col[r, (a*KW + b)*Cin + c] = x[n, y*sh - pt + a, x*sw - pl + b, c] for output
@@ -67,20 +216,23 @@ void im2col(const float* x, const Geometry& g, int64_t p0, int64_t rows, float* 
   }
 }
 
-// The adjoint of im2col: adds col's entries back onto dx (one image).
-void col2imAdd(const float* col, const Geometry& g, int64_t p0, int64_t rows, float* dx) {
+// The adjoint of im2col restricted to input rows [rowLo, rowHi): adds col's
+// entries that land there back onto dx (one image).
+void col2imAdd(const float* col, const Geometry& g, int64_t p0, int64_t rows, int64_t rowLo, int64_t rowHi, float* dx) {
   const int64_t k = g.k();
   for (int64_t r = 0; r < rows; r++) {
     const int64_t p = p0 + r;
     const int64_t oy = p / g.ow, ox = p % g.ow;
     const float* src = col + r * k;
-    for (int64_t a = 0; a < g.kh; a++) {
+    for (int64_t a = 0; a < g.kh; a++, src += g.kw * g.ci) {
       const int64_t iy = oy * g.sh - g.pt + a;
-      for (int64_t b = 0; b < g.kw; b++, src += g.ci) {
+      if (iy < rowLo || iy >= rowHi) continue;
+      const float* s = src;
+      for (int64_t b = 0; b < g.kw; b++, s += g.ci) {
         const int64_t ix = ox * g.sw - g.pl + b;
-        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+        if (ix < 0 || ix >= g.w) continue;
         float* d = dx + (iy * g.w + ix) * g.ci;
-        for (int64_t c = 0; c < g.ci; c++) d[c] += src[c];
+        for (int64_t c = 0; c < g.ci; c++) d[c] += s[c];
       }
     }
   }
@@ -93,28 +245,12 @@ float* scratchOf(size_t n) {
   return scratch.data();
 }
 
-// y = conv(x, w): per image, im2col in chunks, then [rows, K] · [K, Cout].
-void conv2d(const float* x, const float* w, float* y, const Geometry& g) {
-  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
-  if (g.pointwise()) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.n * opix, co, g.ci, 1.f, x, g.ci, w, co, 0.f, y, co);
-    return;
-  }
-  const int64_t chunk = std::min(chunkRows(g), opix);
-  float* col = scratchOf(static_cast<size_t>(chunk * k));
-  for (int64_t n = 0; n < g.n; n++) {
-    const float* xn = x + n * g.h * g.w * g.ci;
-    for (int64_t p0 = 0; p0 < opix; p0 += chunk) {
-      const int64_t rows = std::min(chunk, opix - p0);
-      im2col(xn, g, p0, rows, col);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, co, k, 1.f, col, k, w, co, 0.f, y + (n * opix + p0) * co, co);
-    }
-  }
-}
+double convFlops(const Geometry& g) { return 2.0 * static_cast<double>(g.n * g.oh * g.ow) * static_cast<double>(g.k() * g.co); }
 
 // y += bias (per output channel), then y = max(y, 0) when relu: the epilogue
-// of a fused convolution.
+// of a fused convolution, over `pixels` rows of y.
 void biasRelu(float* y, int64_t pixels, int64_t co, const float* bias, bool relu) {
+  if (bias == nullptr && !relu) return;
   for (int64_t p = 0; p < pixels; p++) {
     float* r = y + p * co;
     if (bias != nullptr) {
@@ -124,6 +260,216 @@ void biasRelu(float* y, int64_t pixels, int64_t co, const float* bias, bool relu
       for (int64_t c = 0; c < co; c++) r[c] = r[c] > 0.f ? r[c] : 0.f;
     }
   }
+}
+
+// ---- Direct convolutions (direct_conv.h) ------------------------------------
+
+// The direct kernels take a convolution whose output channels come in whole
+// vectors; the rest (and 1×1 convolutions, which are a plain GEMM) use BLAS.
+bool directFits(int64_t channels, const Geometry& g) { return channels % direct::kLanes == 0 && !g.pointwise(); }
+
+// The zero-padded input: per image hp × wp pixels of Cin channels, with input
+// pixel (iy, ix) at padded (iy + pt, ix + pl); exactly the extent the filter
+// windows of all output pixels cover.
+struct Padded {
+  int64_t hp, wp;
+  explicit Padded(const Geometry& g) : hp((g.oh - 1) * g.sh + g.kh), wp((g.ow - 1) * g.sw + g.kw) {}
+  int64_t size(const Geometry& g) const { return g.n * hp * wp * g.ci; }
+  // Float offset of output pixel (n, oy, ox)'s window origin.
+  int64_t base(const Geometry& g, int64_t n, int64_t oy, int64_t ox) const { return ((n * hp + oy * g.sh) * wp + ox * g.sw) * g.ci; }
+};
+
+// Writes padded rows [r0, r1) of the flattened [N, hp] index.
+void padRows(const float* x, const Geometry& g, const Padded& p, int64_t r0, int64_t r1, float* out) {
+  const int64_t rowFloats = p.wp * g.ci;
+  const int64_t lead = std::min(g.pl, p.wp), cols = std::max<int64_t>(0, std::min(g.w, p.wp - lead));
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t n = r / p.hp, iy = r % p.hp - g.pt;
+    float* dst = out + r * rowFloats;
+    if (iy < 0 || iy >= g.h) {
+      std::memset(dst, 0, static_cast<size_t>(rowFloats) * sizeof(float));
+      continue;
+    }
+    std::memset(dst, 0, static_cast<size_t>(lead * g.ci) * sizeof(float));
+    std::memcpy(dst + lead * g.ci, x + (n * g.h + iy) * g.w * g.ci, static_cast<size_t>(cols * g.ci) * sizeof(float));
+    std::memset(dst + (lead + cols) * g.ci, 0, static_cast<size_t>((p.wp - lead - cols) * g.ci) * sizeof(float));
+  }
+}
+
+// Pads x into this thread's buffer, split over `parts`; returns the buffer.
+thread_local std::vector<float> padScratch;
+
+const float* padInput(const float* x, const Geometry& g, const Padded& p, int parts) {
+  if (padScratch.size() < static_cast<size_t>(p.size(g))) padScratch.resize(static_cast<size_t>(p.size(g)));
+  float* out = padScratch.data();
+  const int64_t rows = g.n * p.hp;
+  Pool::get().run(parts, [&](int t) { padRows(x, g, p, partBegin(rows, t, parts), partBegin(rows, t + 1, parts), out); });
+  return out;
+}
+
+// offs[k] for k = (a, b, c): the padded-input offset of tap (a, b), channel c, from a window origin.
+std::vector<int64_t> tapOffsets(const Geometry& g, const Padded& p) {
+  std::vector<int64_t> offs(static_cast<size_t>(g.k()));
+  for (int64_t a = 0, k = 0; a < g.kh; a++)
+    for (int64_t b = 0; b < g.kw; b++)
+      for (int64_t c = 0; c < g.ci; c++) offs[static_cast<size_t>(k++)] = (a * p.wp + b) * g.ci + c;
+  return offs;
+}
+
+// Vectors in the channel group that starts at c0: at most 4 (64 channels).
+inline int groupVectors(int64_t channels, int64_t c0) {
+  const int64_t left = (channels - c0) / direct::kLanes;
+  return left >= 4 ? 4 : left >= 2 ? 2 : 1;
+}
+
+#if defined(__x86_64__)
+#define PURIFY_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
+#else
+#define PURIFY_CLONES
+#endif
+
+// One output row of `ow` pixels, all channel groups. (No lambdas in the cloned
+// functions: a lambda body is a function of its own, compiled for the baseline.)
+PURIFY_CLONES
+void forwardRow(const float* x, int64_t step, const int64_t* offs, int64_t K, const float* w, int64_t co, const float* bias, bool relu, float* out, int64_t ow) {
+  for (int64_t c0 = 0; c0 < co;) {
+    const int v = groupVectors(co, c0);
+    const float* b = bias != nullptr ? bias + c0 : nullptr;
+    if (v == 4) direct::forwardRun<4, 4>(x, step, offs, K, w + c0, co, b, relu, out + c0, ow);
+    else if (v == 2) direct::forwardRun<2, 8>(x, step, offs, K, w + c0, co, b, relu, out + c0, ow);
+    else direct::forwardRun<1, 16>(x, step, offs, K, w + c0, co, b, relu, out + c0, ow);
+    c0 += v * direct::kLanes;
+  }
+}
+
+// Adds one output row's contribution to dw rows [k0, k0 + r) × channels [c0, c0 + 16v).
+template <int V, int R>
+inline __attribute__((always_inline)) void filterTile(const float* x, int64_t step, const int64_t* offs, const float* dy, int64_t co, int64_t ow, float* dw) {
+  direct::v16 acc[R][V];
+  for (int j = 0; j < R; j++)
+    for (int v = 0; v < V; v++) acc[j][v] = direct::load(dw + j * co + v * direct::kLanes);
+  direct::filterBlock<V, R>(x, step, offs, dy, co, ow, acc);
+  for (int j = 0; j < R; j++)
+    for (int v = 0; v < V; v++) direct::store(dw + j * co + v * direct::kLanes, acc[j][v]);
+}
+
+// One output row's contribution to all of dw (K × co), in blocks of 16/V filter rows.
+PURIFY_CLONES
+void filterRow(const float* x, int64_t step, const int64_t* offs, int64_t K, const float* dy, int64_t co, int64_t ow, float* dw) {
+  for (int64_t c0 = 0; c0 < co;) {
+    const int v = groupVectors(co, c0);
+    const int rows = 16 / v;
+    for (int64_t k0 = 0; k0 < K;) {
+      const int64_t r = std::min<int64_t>(rows, K - k0);
+      const int take = r >= 16 ? 16 : r >= 8 ? 8 : r >= 4 ? 4 : r >= 2 ? 2 : 1;
+      float* d = dw + k0 * co + c0;
+      const float* g = dy + c0;
+      const int64_t* o = offs + k0;
+      switch (v * 100 + take) {
+        case 116: filterTile<1, 16>(x, step, o, g, co, ow, d); break;
+        case 108: filterTile<1, 8>(x, step, o, g, co, ow, d); break;
+        case 208: filterTile<2, 8>(x, step, o, g, co, ow, d); break;
+        case 104: filterTile<1, 4>(x, step, o, g, co, ow, d); break;
+        case 204: filterTile<2, 4>(x, step, o, g, co, ow, d); break;
+        case 404: filterTile<4, 4>(x, step, o, g, co, ow, d); break;
+        case 102: filterTile<1, 2>(x, step, o, g, co, ow, d); break;
+        case 202: filterTile<2, 2>(x, step, o, g, co, ow, d); break;
+        case 402: filterTile<4, 2>(x, step, o, g, co, ow, d); break;
+        case 101: filterTile<1, 1>(x, step, o, g, co, ow, d); break;
+        case 201: filterTile<2, 1>(x, step, o, g, co, ow, d); break;
+        default: filterTile<4, 1>(x, step, o, g, co, ow, d);
+      }
+      k0 += take;
+    }
+    c0 += v * direct::kLanes;
+  }
+}
+
+// y = relu?(conv(x, w) + bias) by the direct kernel, split by output row.
+void conv2dDirect(const float* x, const float* w, const float* bias, bool relu, float* y, const Geometry& g) {
+  const Padded p(g);
+  const int parts = partsFor(convFlops(g));
+  const float* xp = padInput(x, g, p, parts);
+  const std::vector<int64_t> offs = tapOffsets(g, p);
+  const int64_t rows = g.n * g.oh;
+  Pool::get().run(parts, [&](int t) {
+    for (int64_t r = partBegin(rows, t, parts); r < partBegin(rows, t + 1, parts); r++) {
+      const int64_t n = r / g.oh, oy = r % g.oh;
+      forwardRow(xp + p.base(g, n, oy, 0), g.sw * g.ci, offs.data(), g.k(), w, g.co, bias, relu, y + r * g.ow * g.co, g.ow);
+    }
+  });
+}
+
+// dw by the direct kernel: each part sums its output rows into its own buffer;
+// the buffers are added in order.
+void conv2dBackpropFilterDirect(const float* x, const float* dy, float* dw, const Geometry& g) {
+  const Padded p(g);
+  const int64_t kc = g.k() * g.co, rows = g.n * g.oh;
+  const int parts = partsFor(convFlops(g));
+  const float* xp = padInput(x, g, p, parts);
+  const std::vector<int64_t> offs = tapOffsets(g, p);
+  std::vector<float> partial(static_cast<size_t>((parts - 1) * kc));
+  Pool::get().run(parts, [&](int t) {
+    float* acc = t == 0 ? dw : partial.data() + (t - 1) * kc;
+    std::memset(acc, 0, static_cast<size_t>(kc) * sizeof(float));
+    for (int64_t r = partBegin(rows, t, parts); r < partBegin(rows, t + 1, parts); r++) {
+      const int64_t n = r / g.oh, oy = r % g.oh;
+      filterRow(xp + p.base(g, n, oy, 0), g.sw * g.ci, offs.data(), g.k(), dy + r * g.ow * g.co, g.co, g.ow, acc);
+    }
+  });
+  for (int t = 1; t < parts; t++) {
+    const float* src = partial.data() + (t - 1) * kc;
+    for (int64_t i = 0; i < kc; i++) dw[i] += src[i];
+  }
+}
+
+// A stride-1 convolution's input gradient is a stride-1 convolution of dy
+// with the flipped, transposed filter: this geometry, and whether it applies.
+bool transposedGeometry(const Geometry& g, Geometry* t) {
+  if (g.sh != 1 || g.sw != 1 || g.pt > g.kh - 1 || g.pl > g.kw - 1) return false;
+  *t = Geometry{g.n, g.oh, g.ow, g.co, g.kh, g.kw, g.ci, g.h, g.w, 1, 1, g.kh - 1 - g.pt, g.kw - 1 - g.pl};
+  return true;
+}
+
+thread_local std::vector<float> flipScratch;
+
+// dx by the direct kernel: w'[(a, b, o), i] = w[(KH-1-a, KW-1-b, i), o].
+void conv2dBackpropInputDirect(const float* dy, const float* w, float* dx, const Geometry& g, const Geometry& t) {
+  if (flipScratch.size() < static_cast<size_t>(g.k() * g.co)) flipScratch.resize(static_cast<size_t>(g.k() * g.co));
+  float* wt = flipScratch.data();
+  for (int64_t a = 0; a < g.kh; a++)
+    for (int64_t b = 0; b < g.kw; b++)
+      for (int64_t i = 0; i < g.ci; i++)
+        for (int64_t o = 0; o < g.co; o++)
+          wt[((a * g.kw + b) * g.co + o) * g.ci + i] = w[(((g.kh - 1 - a) * g.kw + (g.kw - 1 - b)) * g.ci + i) * g.co + o];
+  conv2dDirect(dy, wt, nullptr, false, dx, t);
+}
+
+// y = relu?(conv(x, w) + bias): per image, im2col in chunks, then
+// [rows, K] · [K, Cout] and the epilogue on the chunk while it is in cache.
+void conv2d(const float* x, const float* w, const float* bias, bool relu, float* y, const Geometry& g) {
+  if (directFits(g.co, g)) {
+    conv2dDirect(x, w, bias, relu, y, g);
+    return;
+  }
+  const int64_t k = g.k(), co = g.co, total = g.n * g.oh * g.ow;
+  const int parts = partsFor(convFlops(g));
+  const int64_t chunk = std::min(chunkRows(g), g.oh * g.ow);
+  Pool::get().run(parts, [&](int t) {
+    const int64_t begin = partBegin(total, t, parts), end = partBegin(total, t + 1, parts);
+    if (g.pointwise()) {
+      if (end > begin) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, end - begin, co, g.ci, 1.f, x + begin * g.ci, g.ci, w, co, 0.f, y + begin * co, co);
+      biasRelu(y + begin * co, end - begin, co, bias, relu);
+      return;
+    }
+    float* col = scratchOf(static_cast<size_t>(chunk * k));
+    forChunks(g, begin, end, chunk, [&](int64_t n, int64_t p0, int64_t rows) {
+      float* out = y + (n * g.oh * g.ow + p0) * co;
+      im2col(x + n * g.h * g.w * g.ci, g, p0, rows, col);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, co, k, 1.f, col, k, w, co, 0.f, out, co);
+      biasRelu(out, rows, co, bias, relu);
+    });
+  });
 }
 
 // Tile: out[o] = x[o_0 mod X_0, ..., o_{r-1} mod X_{r-1}] for out shape X_d * reps_d.
@@ -203,56 +549,103 @@ void batchNorm(const float* x, const float* mean, const float* variance, const f
   }
 }
 
-// dx = col2im(dy · wᵀ).
+// dx = col2im(dy · wᵀ), split by input row: a part owns the rows [r0, r1) of
+// the flattened [N, H] index, recomputes the columns of the output rows that
+// reach them (a filter-height halo at each edge), and writes only its own rows.
 void conv2dBackpropInput(const float* dy, const float* w, float* dx, const Geometry& g) {
-  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
-  if (g.pointwise()) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.n * opix, g.ci, co, 1.f, dy, co, w, co, 0.f, dx, g.ci);
+  Geometry t;
+  if (directFits(g.ci, g) && transposedGeometry(g, &t)) {
+    conv2dBackpropInputDirect(dy, w, dx, g, t);
     return;
   }
-  std::memset(dx, 0, static_cast<size_t>(g.n * g.h * g.w * g.ci) * sizeof(float));
+  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow, rowsTotal = g.n * g.h;
+  const int parts = partsFor(convFlops(g));
   const int64_t chunk = std::min(chunkRows(g), opix);
-  float* col = scratchOf(static_cast<size_t>(chunk * k));
-  for (int64_t n = 0; n < g.n; n++) {
-    float* dxn = dx + n * g.h * g.w * g.ci;
-    for (int64_t p0 = 0; p0 < opix; p0 += chunk) {
-      const int64_t rows = std::min(chunk, opix - p0);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, co, 1.f, dy + (n * opix + p0) * co, co, w, co, 0.f, col, k);
-      col2imAdd(col, g, p0, rows, dxn);
+  Pool::get().run(parts, [&](int t) {
+    const int64_t begin = partBegin(rowsTotal, t, parts), end = partBegin(rowsTotal, t + 1, parts);
+    if (g.pointwise()) {
+      const int64_t pb = begin * g.w, pe = end * g.w;
+      if (pe > pb) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, pe - pb, g.ci, co, 1.f, dy + pb * co, co, w, co, 0.f, dx + pb * g.ci, g.ci);
+      return;
     }
-  }
+    std::memset(dx + begin * g.w * g.ci, 0, static_cast<size_t>((end - begin) * g.w * g.ci) * sizeof(float));
+    float* col = scratchOf(static_cast<size_t>(chunk * k));
+    for (int64_t n = begin / g.h; n < g.n && n * g.h < end; n++) {
+      const int64_t r0 = std::max(begin - n * g.h, int64_t{0}), r1 = std::min(end - n * g.h, g.h);
+      // Output rows oy with oy*sh - pt + a in [r0, r1) for some a in [0, KH).
+      const int64_t lo = r0 + g.pt - (g.kh - 1);
+      const int64_t oy0 = std::max<int64_t>(0, lo <= 0 ? 0 : (lo + g.sh - 1) / g.sh);
+      const int64_t oy1 = std::min(g.oh, (r1 - 1 + g.pt) / g.sh + 1);
+      float* dxn = dx + n * g.h * g.w * g.ci;
+      for (int64_t p0 = oy0 * g.ow; p0 < oy1 * g.ow; p0 += chunk) {
+        const int64_t rows = std::min(chunk, oy1 * g.ow - p0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, k, co, 1.f, dy + (n * opix + p0) * co, co, w, co, 0.f, col, k);
+        col2imAdd(col, g, p0, rows, r0, r1, dxn);
+      }
+    }
+  });
 }
 
-// dw = Σ im2col(x)ᵀ · dy over images and chunks.
+// dw = Σ im2col(x)ᵀ · dy over images and chunks; each part sums its share of
+// the output pixels into its own buffer, and the buffers are added in order.
 void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const Geometry& g) {
-  const int64_t k = g.k(), co = g.co, opix = g.oh * g.ow;
-  if (g.pointwise()) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ci, co, g.n * opix, 1.f, x, g.ci, dy, co, 0.f, dw, co);
+  if (directFits(g.co, g)) {
+    conv2dBackpropFilterDirect(x, dy, dw, g);
     return;
   }
-  const int64_t chunk = std::min(chunkRows(g), opix);
-  float* col = scratchOf(static_cast<size_t>(chunk * k));
-  float beta = 0.f;
-  for (int64_t n = 0; n < g.n; n++) {
-    const float* xn = x + n * g.h * g.w * g.ci;
-    for (int64_t p0 = 0; p0 < opix; p0 += chunk) {
-      const int64_t rows = std::min(chunk, opix - p0);
-      im2col(xn, g, p0, rows, col);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, rows, 1.f, col, k, dy + (n * opix + p0) * co, co, beta, dw, co);
-      beta = 1.f;
+  const int64_t k = g.k(), co = g.co, total = g.n * g.oh * g.ow;
+  const int parts = partsFor(convFlops(g));
+  const int64_t chunk = std::min(chunkRows(g), g.oh * g.ow);
+  std::vector<float> partial(static_cast<size_t>((parts - 1) * k * co));
+  Pool::get().run(parts, [&](int t) {
+    float* acc = t == 0 ? dw : partial.data() + (t - 1) * k * co;
+    std::memset(acc, 0, static_cast<size_t>(k * co) * sizeof(float));
+    const int64_t begin = partBegin(total, t, parts), end = partBegin(total, t + 1, parts);
+    if (g.pointwise()) {
+      if (end > begin) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ci, co, end - begin, 1.f, x + begin * g.ci, g.ci, dy + begin * co, co, 0.f, acc, co);
+      return;
     }
+    float* col = scratchOf(static_cast<size_t>(chunk * k));
+    forChunks(g, begin, end, chunk, [&](int64_t n, int64_t p0, int64_t rows) {
+      im2col(x + n * g.h * g.w * g.ci, g, p0, rows, col);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, rows, 1.f, col, k, dy + (n * g.oh * g.ow + p0) * co, co, 1.f, acc, co);
+    });
+  });
+  for (int t = 1; t < parts; t++) {
+    const float* src = partial.data() + (t - 1) * k * co;
+    for (int64_t i = 0; i < k * co; i++) dw[i] += src[i];
   }
-  if (beta == 0.f) std::memset(dw, 0, static_cast<size_t>(k * co) * sizeof(float));
 }
 
 // out[j] = Σ_i x[i*cols + j], float64 accumulators (a bias gradient).
+// Split by rows: each part sums into its own accumulators, added in order.
 void columnSums(const float* x, int64_t rows, int64_t cols, float* out, double scale) {
-  std::vector<double> acc(static_cast<size_t>(cols), 0.0);
-  for (int64_t i = 0; i < rows; i++) {
-    const float* r = x + i * cols;
-    for (int64_t j = 0; j < cols; j++) acc[j] += r[j];
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({kernelThreads, rows * cols / kElementGrain, rows})));
+  std::vector<double> acc(static_cast<size_t>(parts * cols), 0.0);
+  Pool::get().run(parts, [&](int t) {
+    double* a = acc.data() + t * cols;
+    for (int64_t i = partBegin(rows, t, parts); i < partBegin(rows, t + 1, parts); i++) {
+      const float* r = x + i * cols;
+      for (int64_t j = 0; j < cols; j++) a[j] += r[j];
+    }
+  });
+  for (int64_t j = 0; j < cols; j++) {
+    double sum = 0;
+    for (int t = 0; t < parts; t++) sum += acc[static_cast<size_t>(t * cols + j)];
+    out[j] = static_cast<float>(sum * scale);
   }
-  for (int64_t j = 0; j < cols; j++) out[j] = static_cast<float>(acc[j] * scale);
+}
+
+// ReLU (max(0, x): -0 gives 0, NaN passes) and Step (x > 0 ? 1 : alpha; NaN
+// stays NaN), as the tfjs cpu backend computes them.
+enum UnaryOp { kRelu = 0, kStep = 1 };
+
+void unaryLoop(int op, const float* x, float* out, int64_t n, float alpha) {
+  if (op == kRelu) {
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] > 0.f || std::isnan(x[i]) ? x[i] : 0.f;
+  } else {
+    for (int64_t i = 0; i < n; i++) out[i] = std::isnan(x[i]) ? x[i] : x[i] > 0.f ? 1.f : alpha;
+  }
 }
 
 struct PoolGeometry {
@@ -261,32 +654,58 @@ struct PoolGeometry {
 
 // MaxPoolGrad (NHWC): each window's dy goes to the window's first strict
 // maximum in row-major order (the tfjs cpu backend's rule; a window of NaNs
-// passes nothing), accumulated where windows overlap.
+// passes nothing), accumulated where windows overlap. `best` and `where` hold
+// one window's running maximum and its pixel per channel; with C a multiple of
+// 16 the search runs 16 channels to a vector (compare and select).
+PURIFY_CLONES
 void maxPoolGrad(const float* x, const float* dy, float* dx, const PoolGeometry& g) {
+  using direct::v16;
+  typedef int32_t v16i __attribute__((vector_size(64)));
   std::memset(dx, 0, static_cast<size_t>(g.n * g.h * g.w * g.c) * sizeof(float));
   std::vector<float> best(static_cast<size_t>(g.c));
-  std::vector<int64_t> where(static_cast<size_t>(g.c));
+  std::vector<int32_t> where(static_cast<size_t>(g.c));
+  const bool vectors = g.c % direct::kLanes == 0;
   for (int64_t b = 0; b < g.n; b++) {
+    const float* xb = x + b * g.h * g.w * g.c;
+    float* dxb = dx + b * g.h * g.w * g.c;
     for (int64_t yr = 0; yr < g.oh; yr++) {
       const int64_t r0 = std::max<int64_t>(0, yr * g.sh - g.top), r1 = std::min(g.h, yr * g.sh - g.top + g.fh);
       for (int64_t yc = 0; yc < g.ow; yc++) {
         const int64_t c0 = std::max<int64_t>(0, yc * g.sw - g.left), c1 = std::min(g.w, yc * g.sw - g.left + g.fw);
-        std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
-        std::fill(where.begin(), where.end(), -1);
-        for (int64_t r = r0; r < r1; r++) {
-          for (int64_t cc = c0; cc < c1; cc++) {
-            const int64_t base = ((b * g.h + r) * g.w + cc) * g.c;
-            for (int64_t d = 0; d < g.c; d++) {
-              if (x[base + d] > best[d]) {
-                best[d] = x[base + d];
-                where[d] = base + d;
+        if (vectors) {
+          for (int64_t d = 0; d < g.c; d += direct::kLanes) {
+            v16 bv = v16{} - std::numeric_limits<float>::infinity();
+            v16i wv = v16i{} - 1;
+            for (int64_t r = r0; r < r1; r++) {
+              for (int64_t cc = c0; cc < c1; cc++) {
+                const int32_t pos = static_cast<int32_t>(r * g.w + cc);
+                const v16 xv = direct::load(xb + pos * g.c + d);
+                const v16i gt = xv > bv;
+                bv = gt ? xv : bv;
+                wv = gt ? (v16i{} + pos) : wv;
+              }
+            }
+            std::memcpy(where.data() + d, &wv, sizeof wv);
+          }
+        } else {
+          std::fill(best.begin(), best.end(), -std::numeric_limits<float>::infinity());
+          std::fill(where.begin(), where.end(), -1);
+          for (int64_t r = r0; r < r1; r++) {
+            for (int64_t cc = c0; cc < c1; cc++) {
+              const int32_t pos = static_cast<int32_t>(r * g.w + cc);
+              const float* xv = xb + pos * g.c;
+              for (int64_t d = 0; d < g.c; d++) {
+                if (xv[d] > best[d]) {
+                  best[d] = xv[d];
+                  where[d] = pos;
+                }
               }
             }
           }
         }
         const float* gy = dy + ((b * g.oh + yr) * g.ow + yc) * g.c;
         for (int64_t d = 0; d < g.c; d++) {
-          if (where[d] >= 0) dx[where[d]] += gy[d];
+          if (where[d] >= 0) dxb[static_cast<int64_t>(where[d]) * g.c + d] += gy[d];
         }
       }
     }
@@ -415,8 +834,7 @@ napi_value Conv2DBiasRelu(napi_env env, napi_callback_info info) {
   for (int i = 0; i < 4; i++) {
     if (throwIf(env, got[i] != want[i], std::string(names[i]) + " has " + std::to_string(got[i]) + " elements, the geometry needs " + std::to_string(want[i]))) return nullptr;
   }
-  conv2d(x, w, y, g);
-  if (bias != nullptr || relu) biasRelu(y, g.n * g.oh * g.ow, g.co, bias, relu);
+  conv2d(x, w, bias, relu, y, g);
   return nullptr;
 }
 
@@ -475,12 +893,64 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   if (throwIf(env, (pattern == kBInner || pattern == kAInner) && (inner < 1 || big % static_cast<size_t>(inner) != 0), "inner must be >= 1 and divide the larger operand")) return nullptr;
   if (throwIf(env, no != big || small != wantSmall, "operand sizes " + std::to_string(na) + ", " + std::to_string(nb) + " and out " + std::to_string(no) + " do not fit pattern " + std::to_string(pattern))) return nullptr;
   const int64_t n = static_cast<int64_t>(no);
-  switch (op) {
-    case kAdd: binaryLoop<kAdd>(a, b, out, n, pattern, inner); break;
-    case kSub: binaryLoop<kSub>(a, b, out, n, pattern, inner); break;
-    case kMul: binaryLoop<kMul>(a, b, out, n, pattern, inner); break;
-    default: binaryLoop<kDiv>(a, b, out, n, pattern, inner);
+  const int64_t align = pattern == kBInner || pattern == kAInner ? inner : 1;
+  parallelFor(n, kElementGrain, align, [&](int64_t begin, int64_t end) {
+    // The operand(s) of the output's size move with the part; a per-channel vector or scalar does not.
+    const float* pa = pattern == kAInner || pattern == kAScalar ? a : a + begin;
+    const float* pb = pattern == kBInner || pattern == kBScalar ? b : b + begin;
+    float* po = out + begin;
+    switch (op) {
+      case kAdd: binaryLoop<kAdd>(pa, pb, po, end - begin, pattern, inner); break;
+      case kSub: binaryLoop<kSub>(pa, pb, po, end - begin, pattern, inner); break;
+      case kMul: binaryLoop<kMul>(pa, pb, po, end - begin, pattern, inner); break;
+      default: binaryLoop<kDiv>(pa, pb, po, end - begin, pattern, inner);
+    }
+  });
+  return nullptr;
+}
+
+// unary(op 0 = relu / 1 = step, x, out, alpha): out the size of x; alpha is Step's value for x <= 0.
+napi_value Unary(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 4, "expected 4 arguments (op, x, out, alpha)")) return nullptr;
+  int32_t op = -1;
+  double alpha = 0;
+  napi_get_value_int32(env, argv[0], &op);
+  if (throwIf(env, op != kRelu && op != kStep, "op must be 0 (relu) or 1 (step)")) return nullptr;
+  if (throwIf(env, napi_get_value_double(env, argv[3], &alpha) != napi_ok, "alpha must be a number")) return nullptr;
+  float *x, *out;
+  size_t nx = 0, no = 0;
+  if (!floatArg(env, argv[1], "x", &x, &nx) || !floatArg(env, argv[2], "out", &out, &no)) return nullptr;
+  if (throwIf(env, nx != no, "x has " + std::to_string(nx) + " elements and out " + std::to_string(no) + "; they must match")) return nullptr;
+  parallelFor(static_cast<int64_t>(nx), kElementGrain, 1, [&](int64_t begin, int64_t end) { unaryLoop(op, x + begin, out + begin, end - begin, static_cast<float>(alpha)); });
+  return nullptr;
+}
+
+// stridedCopy(src, dst, Int32Array [count, run, srcOffset, srcStride, dstOffset, dstStride]):
+// run i (0 <= i < count) copies `run` floats from src[srcOffset + i*srcStride] to dst[dstOffset + i*dstStride].
+napi_value StridedCopy(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 3, "expected 3 arguments (src, dst, layout)")) return nullptr;
+  float *src, *dst;
+  size_t ns = 0, nd = 0;
+  if (!floatArg(env, argv[0], "src", &src, &ns) || !floatArg(env, argv[1], "dst", &dst, &nd)) return nullptr;
+  size_t nl = 0;
+  const int32_t* l = int32Arg(env, argv[2], 6, 6, "layout must be an Int32Array [count, run, srcOffset, srcStride, dstOffset, dstStride]", &nl);
+  if (l == nullptr) return nullptr;
+  for (int i = 0; i < 6; i++) {
+    if (throwIf(env, l[i] < 0, "layout values must be >= 0")) return nullptr;
   }
+  const int64_t count = l[0], run = l[1], so = l[2], ss = l[3], dO = l[4], ds = l[5];
+  if (count == 0 || run == 0) return nullptr;
+  const bool fits = so + (count - 1) * ss + run <= static_cast<int64_t>(ns) && dO + (count - 1) * ds + run <= static_cast<int64_t>(nd);
+  if (throwIf(env, !fits, "the runs reach past src (" + std::to_string(ns) + " elements) or dst (" + std::to_string(nd) + ")")) return nullptr;
+  parallelFor(count * run, kElementGrain, run, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin / run; i < end / run; i++) std::memcpy(dst + dO + i * ds, src + so + i * ss, static_cast<size_t>(run) * sizeof(float));
+  });
   return nullptr;
 }
 
@@ -603,13 +1073,26 @@ napi_value SetThreads(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// setKernelThreads(n): the intra-op threads this JavaScript thread's kernels may use.
+napi_value SetKernelThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t n = 0;
+  if (throwIf(env, argc != 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1 || n > 64, "setKernelThreads expects an integer from 1 to 64")) return nullptr;
+  kernelThreads = n;
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
-  napi_value obj, config, threads;
+  napi_value obj, config, threads, kernel;
   napi_create_object(env, &obj);
   napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &config);
   napi_create_int32(env, openblas_get_num_threads(), &threads);
+  napi_create_int32(env, kernelThreads, &kernel);
   napi_set_named_property(env, obj, "blas", config);
   napi_set_named_property(env, obj, "threads", threads);
+  napi_set_named_property(env, obj, "kernelThreads", kernel);
   return obj;
 }
 
@@ -622,11 +1105,14 @@ NAPI_MODULE_INIT() {
       {"conv2dBiasRelu", nullptr, Conv2DBiasRelu, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"tile", nullptr, Tile, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"unary", nullptr, Unary, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"stridedCopy", nullptr, StridedCopy, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNorm", nullptr, BatchNorm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"columnSums", nullptr, ColumnSums, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setKernelThreads", nullptr, SetKernelThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -53,6 +53,21 @@ const CASES: Case[] = [
   { x: [2, 7, 9, 3], w: [3, 3, 3, 5], strides: 2, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
   // 5×5 'same', larger channel counts: dy [2, 13, 11, 17]
   { x: [2, 13, 11, 10], w: [5, 5, 10, 17], strides: 1, pad: 'same' },
+  // The native direct kernels (output channels a multiple of 16; the input
+  // gradient also needs Cin a multiple of 16 and stride 1). Widths leave tails
+  // after the 16-, 8- and 4-pixel blocks.
+  // 16 → 16, 3×3 'same' (the U-Net's first level), width 13 = 8 + 4 + 1: dy [2, 6, 13, 16]
+  { x: [2, 6, 13, 16], w: [3, 3, 16, 16], strides: 1, pad: 'same' },
+  // 1 → 16 (the first layer; its input gradient stays on BLAS): dy [1, 9, 19, 16]
+  { x: [1, 9, 19, 1], w: [3, 3, 1, 16], strides: 1, pad: 'same' },
+  // 32 → 48: channel groups of 2 and 1 vectors; 'valid': dy [2, 5, 7, 48]
+  { x: [2, 7, 9, 32], w: [3, 3, 32, 48], strides: 1, pad: 'valid' },
+  // 16 → 64 (one 4-vector group), stride 2 (input gradient on BLAS): dy [2, 4, 5, 64]
+  { x: [2, 8, 10, 16], w: [3, 3, 16, 64], strides: 2, pad: 'same' },
+  // 64 → 32, 5×4 kernel, explicit pads beyond the kernel on one side (input gradient on BLAS): dy [1, 9, 12, 32]
+  { x: [1, 6, 7, 64], w: [5, 4, 64, 32], strides: 1, pad: [[0, 0], [4, 3], [5, 3], [0, 0]] },
+  // 16 → 16 with asymmetric explicit pads within the kernel (direct input gradient): dy [2, 7, 9, 16]
+  { x: [2, 6, 7, 16], w: [3, 4, 16, 16], strides: 1, pad: [[0, 0], [2, 1], [0, 3], [0, 0]] },
 ];
 
 const label = (c: Case): string => `x [${c.x.join(',')}] w [${c.w.join(',')}] strides ${JSON.stringify(c.strides)} pad ${JSON.stringify(c.pad)}`;
@@ -85,16 +100,20 @@ describeKernelVariants((variant) => {
   });
 
   describe('fused conv2d (bias, activation) and its gradients on wasm match cpu', () => {
-    // [name, bias, activation]: the layers' conv (bias, linear / relu), no bias, and an activation the native kernel hands back.
-    const FUSED: [string, boolean, 'linear' | 'relu' | 'elu'][] = [
-      ['bias + relu', true, 'relu'],
-      ['bias, linear', true, 'linear'],
-      ['no bias, relu', false, 'relu'],
-      ['bias + elu (fallback)', true, 'elu'],
+    // [name, bias, activation, output channels]: the layers' conv (bias, linear / relu), no bias, an
+    // activation the native kernel hands back; 16 and 32 channels take the direct kernel's epilogue.
+    const FUSED: [string, boolean, 'linear' | 'relu' | 'elu', number][] = [
+      ['bias + relu', true, 'relu', 5],
+      ['bias, linear', true, 'linear', 5],
+      ['no bias, relu', false, 'relu', 5],
+      ['bias + elu (fallback)', true, 'elu', 5],
+      ['bias + relu, 16 channels (direct)', true, 'relu', 16],
+      ['no bias, relu, 32 channels (direct)', false, 'relu', 32],
+      ['bias, linear, 48 channels (direct)', true, 'linear', 48],
     ];
-    it.each(FUSED)('%s', async (_name, withBias, activation) => {
-      const c: Case = { x: [2, 7, 9, 3], w: [3, 3, 3, 5], strides: 1, pad: 'same' };
-      const [xv, wv, bv] = [seeded(c.x, 61), seeded(c.w, 62), seeded([5], 63)];
+    it.each(FUSED)('%s', async (_name, withBias, activation, cout) => {
+      const c: Case = { x: [2, 7, 9, 3], w: [3, 3, 3, cout], strides: 1, pad: 'same' };
+      const [xv, wv, bv] = [seeded(c.x, 61), seeded(c.w, 62), seeded([cout], 63)];
       const f = (): tf.Tensor[] =>
         tf.tidy(() => {
           const x = tf.tensor4d(xv, c.x);

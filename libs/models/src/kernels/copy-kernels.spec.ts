@@ -49,6 +49,12 @@ describeKernelVariants(() => {
       [[2, 7, 9, 5], 2, 2, 'same'],
       // overlapping 3×3/2 windows (gradients accumulate): [1, 9, 7, 2] -> [1, 5, 4, 2]
       [[1, 9, 7, 2], 3, 2, 'same'],
+      // 16 and 32 channels (the native kernel's vector search): [2, 8, 10, 16] -> [2, 4, 5, 16]
+      [[2, 8, 10, 16], 2, 2, 'valid'],
+      // clipped windows and 32 channels: [1, 7, 9, 32] -> [1, 4, 5, 32]
+      [[1, 7, 9, 32], 2, 2, 'same'],
+      // overlapping windows, 16 channels: [1, 9, 7, 16] -> [1, 5, 4, 16]
+      [[1, 9, 7, 16], 3, 2, 'same'],
     ];
     it.each(CASES)('x %j filter %d stride %d %s', async (shape, filter, stride, pad) => {
       // ReLU-like input with many exact zeros, so ties are common and the tie rule (first maximum) is exercised.

@@ -17,6 +17,8 @@ describeKernelVariants(() => {
       [[3, 7, 5], -1, false, [3, 7]],
       // middle axes (shipped kernel): [3, 7, 5, 2] -> [3, 2]
       [[3, 7, 5, 2], [1, 2], false, [3, 2]],
+      // large enough for the native sum to split its rows over the kernel threads: [4, 64, 64, 20] -> [20]
+      [[4, 64, 64, 20], [0, 1, 2], false, [20]],
     ];
     it.each(CASES)('shape %j axis %j keepDims %s -> %j', async (shape, axis, keepDims, outShape) => {
       const v = seeded(shape, 11);
@@ -50,6 +52,30 @@ describeKernelVariants(() => {
     });
   });
 
+  describe('Cast on wasm', () => {
+    it('to the same dtype shares the data (no new buffer) and frees it with the last reference', async () => {
+      await tf.setBackend('wasm');
+      const buffers = wasmDataIds();
+      const x = tf.tensor1d([1.5, -2, 3]);
+      const y = tf.cast(x, 'float32');
+      expect(wasmDataIds()).toBe(buffers + 1);
+      x.dispose();
+      expect(Array.from(y.dataSync())).toEqual([1.5, -2, 3]);
+      y.dispose();
+      expect(wasmDataIds()).toBe(buffers);
+    });
+
+    it.each([
+      // [from, values, to, expected]: real conversions go to the shipped kernel
+      ['float32', [1.5, -2.7, 0], 'int32', [1, -2, 0]],
+      ['int32', [3, 0, -1], 'float32', [3, 0, -1]],
+    ] as const)('%s %j to %s: %j', async (from, values, to, want) => {
+      await tf.setBackend('wasm');
+      const got = tf.tidy(() => tf.cast(tf.tensor1d([...values], from), to).arraySync());
+      expect(got).toEqual(want);
+    });
+  });
+
   describe('element-wise arithmetic on wasm matches cpu', () => {
     // [a shape, b shape]: same shape, per-channel vectors either side ([C] and [1, 1, 1, C]), scalars
     // either side, and two the native kernel hands back (general broadcasting, a rank-raising scalar).
@@ -63,6 +89,12 @@ describeKernelVariants(() => {
       [[2, 5, 7, 6], [1]],
       [[2, 1, 7, 6], [2, 5, 1, 6]],
       [[3, 4], [1, 1, 1]],
+      // large enough (327,680 elements) for the native loop to split over the kernel threads,
+      // at a multiple of the channel count for the per-channel patterns
+      [[4, 64, 64, 20], [4, 64, 64, 20]],
+      [[4, 64, 64, 20], [20]],
+      [[20], [4, 64, 64, 20]],
+      [[4, 64, 64, 20], []],
     ];
     const OPS = [
       ['add', tf.add],
@@ -84,6 +116,41 @@ describeKernelVariants(() => {
     it('int32 goes through the shipped kernels: [1, 2] * [3, 4] = [3, 8]', async () => {
       await tf.setBackend('wasm');
       expect(tf.tidy(() => tf.mul(tf.tensor1d([1, 2], 'int32'), tf.tensor1d([3, 4], 'int32')).arraySync())).toEqual([3, 8]);
+    });
+  });
+
+  describe('Relu, Step and the ReLU gradient on wasm match cpu exactly', () => {
+    // Seeded values with exact zeros, -0, NaN and ±Infinity mixed in.
+    const valuesOf = (shape: number[]): Float32Array => {
+      const v = seeded(shape, 51);
+      const specials = [0, -0, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+      for (let i = 0; i < v.length; i += 7) v[i] = specials[(i / 7) % specials.length]!;
+      return v;
+    };
+    it.each([
+      // [shape, op]: small, and large enough (266,240 elements) to split over the kernel threads
+      [[2, 5, 7, 6], 'relu'],
+      [[2, 5, 7, 6], 'step 0'],
+      [[2, 5, 7, 6], 'step 0.25'],
+      [[2, 128, 130, 8], 'relu'],
+      [[2, 128, 130, 8], 'step -1'],
+    ] as const)('%j %s', async (shape, op) => {
+      const v = valuesOf([...shape]);
+      const alpha = op === 'relu' ? 0 : Number(op.split(' ')[1]);
+      const f = (): tf.Tensor[] => [tf.tidy(() => (op === 'relu' ? tf.relu(tf.tensor(v, [...shape])) : tf.step(tf.tensor(v, [...shape]), alpha)))];
+      const [a] = await runOn('wasm', f);
+      const [b] = await runOn('cpu', f);
+      expect(Array.from(a!)).toEqual(Array.from(b!));
+    });
+
+    it('the ReLU gradient (dy · Step(Cast(x))) of [2, 9, 11, 16]', async () => {
+      const shape = [2, 9, 11, 16];
+      const v = seeded(shape, 52);
+      const r = seeded(shape, 53);
+      const f = (): tf.Tensor[] => [tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.relu(x), tf.tensor(r, shape))))(tf.tensor(v, shape)))];
+      const [a] = await runOn('wasm', f);
+      const [b] = await runOn('cpu', f);
+      expect(Array.from(a!)).toEqual(Array.from(b!));
     });
   });
 

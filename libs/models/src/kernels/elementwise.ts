@@ -21,6 +21,20 @@ export function identityWasm(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
+ * Cast: to the tensor's own dtype it shares the data, as Identity does (ReLU's
+ * gradient casts float32 activations to float32 on every layer; the shipped
+ * kernel copies them); any real conversion goes to the shipped kernel.
+ */
+export function makeCastWasm(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'];
+    const dtype = (args.attrs as { dtype?: tf.DataType } | undefined)?.dtype;
+    if (x == null || x.dtype !== dtype || x.dtype === 'string') return fallback(args);
+    return identityWasm(args);
+  };
+}
+
+/**
  * A reduction over all leading axes of a float32 tensor `[..., C]` — `Sum`
  * (a bias gradient: Σ over N, H, W of dy `[N, H, W, C]`) or `Mean` (BatchNorm's
  * batch statistics) — computed by `columns` in one pass; every other reduction

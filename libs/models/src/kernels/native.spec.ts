@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { Adam } from '../optimizer';
 import { relativeError, seeded } from './kernels.test-util';
-import { FUSED_ADAM_KERNEL, blasThreadsFrom, loadNativeAddon, nativeAddon, nativeModeFrom } from './native';
+import { FUSED_ADAM_KERNEL, blasThreadsFrom, kernelThreadsFrom, loadNativeAddon, nativeAddon, nativeModeFrom } from './native';
 import { registerWasmTrainingKernels } from './register';
 
 /**
@@ -87,6 +87,13 @@ withAddon('the addon', () => {
     expect(Array.from(out)).toEqual([4, 6, 6, 4, 6, 9, 9, 6, 6, 9, 9, 6, 4, 6, 6, 4]);
   });
 
+  it('copies strided runs: rows of 2 from a 3-wide source into a 4-wide destination at column 1', () => {
+    const src = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const dst = new Float32Array(12);
+    addon.stridedCopy(src, dst, Int32Array.from([3, 2, 1, 3, 1, 4]));
+    expect(Array.from(dst)).toEqual([0, 2, 3, 0, 0, 5, 6, 0, 0, 8, 9, 0]);
+  });
+
   it('adds the bias and applies ReLU after the convolution: the window counts − 5, clamped at 0', () => {
     const out = new Float32Array(16);
     addon.conv2dBiasRelu(new Float32Array(16).fill(1), new Float32Array(9).fill(1), Float32Array.of(-5), out, Int32Array.from([1, 4, 4, 1, 3, 3, 1, 4, 4, 1, 1, 1, 1]), true);
@@ -100,8 +107,100 @@ withAddon('the addon', () => {
     ['a zero size', () => addon.conv2dBiasRelu(x, w, null, y, Int32Array.from([1, 4, 4, 2, 3, 3, 0, 4, 4, 1, 1, 1, 1]), false), 'geometry: sizes and strides must be >= 1, got value 0 at index 6'],
     ['a negative pad', () => addon.conv2dBiasRelu(x, w, null, y, Int32Array.from([1, 4, 4, 2, 3, 3, 3, 4, 4, 1, 1, -1, 1]), false), 'geometry: pads must be >= 0'],
     ['bad thread count', () => addon.setThreads(0), 'setThreads expects an integer >= 1'],
+    ['bad kernel thread count', () => addon.setKernelThreads(65), 'setKernelThreads expects an integer from 1 to 64'],
+    ['an unknown unary op', () => addon.unary(2, x, new Float32Array(32), 0), 'op must be 0 (relu) or 1 (step)'],
+    ['a unary output of another size', () => addon.unary(0, x, y, 0), 'x has 32 elements and out 48; they must match'],
+    ['strided runs past the source', () => addon.stridedCopy(x, y, Int32Array.from([4, 3, 0, 10, 0, 3])), 'the runs reach past src (32 elements) or dst (48)'],
+    ['a negative stride', () => addon.stridedCopy(x, y, Int32Array.from([2, 3, 0, -3, 0, 3])), 'layout values must be >= 0'],
+    ['a short layout', () => addon.stridedCopy(x, y, new Int32Array(5)), 'layout must be an Int32Array [count, run, srcOffset, srcStride, dstOffset, dstStride]'],
   ])('refuses %s', (_name, call, message) => {
     expect(call).toThrow(message);
+  });
+});
+
+withAddon('convolutions split over kernel threads', () => {
+  const addon = native.addon!;
+  const restore = addon.info().kernelThreads;
+  afterAll(() => addon.setKernelThreads(restore));
+
+  // Reference convolution in float64, written out loop by loop (NHWC, filter [KH, KW, Cin, Cout]).
+  function reference(g: number[], x: Float32Array, w: Float32Array, dy: Float32Array): { y: Float64Array; dx: Float64Array; dw: Float64Array } {
+    const [n, h, wd, ci, kh, kw, co, oh, ow, sh, sw, pt, pl] = g as [number, number, number, number, number, number, number, number, number, number, number, number, number];
+    const y = new Float64Array(n * oh * ow * co);
+    const dx = new Float64Array(x.length);
+    const dw = new Float64Array(w.length);
+    for (let b = 0; b < n; b++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++)
+          for (let a = 0; a < kh; a++)
+            for (let e = 0; e < kw; e++) {
+              const iy = oy * sh - pt + a;
+              const ix = ox * sw - pl + e;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+              for (let c = 0; c < ci; c++) {
+                const xi = ((b * h + iy) * wd + ix) * ci + c;
+                for (let o = 0; o < co; o++) {
+                  const yi = ((b * oh + oy) * ow + ox) * co + o;
+                  const wi = ((a * kw + e) * ci + c) * co + o;
+                  y[yi]! += x[xi]! * w[wi]!;
+                  dx[xi]! += dy[yi]! * w[wi]!;
+                  dw[wi]! += x[xi]! * dy[yi]!;
+                }
+              }
+            }
+    return { y, dx, dw };
+  }
+  const maxRelative = (got: Float32Array, want: Float64Array): number => {
+    let scale = 0;
+    let err = 0;
+    want.forEach((v, i) => {
+      scale = Math.max(scale, Math.abs(v));
+      err = Math.max(err, Math.abs(got[i]! - v));
+    });
+    return err / scale;
+  };
+
+  // [name, geometry]: each large enough (≥ 8 MFLOP) to be split, with row splits that cross images.
+  const CASES: [string, number[]][] = [
+    ['direct kernels: [2, 30, 33, 16] → 32, 3×3 same', [2, 30, 33, 16, 3, 3, 32, 30, 33, 1, 1, 1, 1]],
+    ['direct forward and filter, BLAS input gradient: [3, 41, 40, 16] → 48, 3×3 stride 2', [3, 41, 40, 16, 3, 3, 48, 21, 20, 2, 2, 1, 1]],
+    ['BLAS: [2, 40, 36, 12] → 20, 3×3 same', [2, 40, 36, 12, 3, 3, 20, 40, 36, 1, 1, 1, 1]],
+  ];
+  it.each(CASES)('%s: 1, 2 and 3 threads match a float64 reference', (_name, g) => {
+    const [n, h, wd, ci, kh, kw, co, oh, ow] = g as [number, number, number, number, number, number, number, number, number];
+    const x = Float32Array.from(seeded([n, h, wd, ci], 7));
+    const w = Float32Array.from(seeded([kh, kw, ci, co], 8));
+    const dy = Float32Array.from(seeded([n, oh, ow, co], 9));
+    const want = reference(g, x, w, dy);
+    for (const threads of [1, 2, 3]) {
+      addon.setKernelThreads(threads);
+      const y = new Float32Array(want.y.length);
+      const dx = new Float32Array(x.length).fill(Number.NaN);
+      const dw = new Float32Array(w.length).fill(Number.NaN);
+      addon.conv2dBiasRelu(x, w, null, y, Int32Array.from(g), false);
+      addon.conv2dBackpropInput(dy, w, dx, Int32Array.from(g));
+      addon.conv2dBackpropFilter(x, dy, dw, Int32Array.from(g));
+      expect(maxRelative(y, want.y)).toBeLessThan(1e-5);
+      expect(maxRelative(dx, want.dx)).toBeLessThan(1e-5);
+      expect(maxRelative(dw, want.dw)).toBeLessThan(1e-5);
+    }
+  });
+});
+
+describe('PURIFY_KERNEL_THREADS', () => {
+  it.each([
+    // [value, main thread, cores, threads]
+    [undefined, true, 2, 2],
+    ['', true, 8, 4],
+    [undefined, true, 1, 1],
+    [undefined, false, 8, 1],
+    ['3', false, 2, 3],
+    [' 1 ', true, 2, 1],
+  ] as const)('%p on the main thread %p with %d cores: %d', (value, main, cores, want) => {
+    expect(kernelThreadsFrom(value, main, cores)).toBe(want);
+  });
+  it.each(['0', '65', '1.5', 'two'])('refuses %p', (value) => {
+    expect(() => kernelThreadsFrom(value, true, 2)).toThrow(`PURIFY_KERNEL_THREADS must be an integer from 1 to 64, got '${value}'`);
   });
 });
 

@@ -1,4 +1,6 @@
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { conv2DInfoFor, type Conv2DInfo } from './conv2d-backprop';
 import { makeLeadingAxesReduction } from './elementwise';
@@ -6,18 +8,21 @@ import { heapF32, inputOf, wasmBackendOf } from './wasm-backend';
 
 /**
  * Native training kernels for the wasm backend — the 2D convolution (with its
- * bias + ReLU epilogue) and its gradients by im2col / col2im and the system
- * BLAS (OpenBLAS), Tile, same-shape / per-channel / scalar arithmetic, the
- * leading-axes Sum and Mean, BatchNorm, MaxPoolGrad and a fused Adam update —
- * compiled from `libs/models/native/training_kernels.cc`
- * by `libs/models/native/build.mjs` when `npm install` runs on a machine with
- * a C++ compiler and `libopenblas-dev`. The tensors stay on the wasm heap; the
- * addon reads and writes them in place. Without the addon (or with
- * `PURIFY_NATIVE_KERNELS=off`) the wasm kernels run instead — same results
- * within float tolerance, about 3× slower per convolution (docs/kernels.md).
- * Every kernel is checked against the cpu backend in the kernel specs.
+ * bias + ReLU epilogue) and its gradients (direct AVX-512/AVX2 kernels for
+ * layers of 16, 32, 64… channels, im2col + the system BLAS otherwise), Tile,
+ * same-shape / per-channel / scalar arithmetic, ReLU and Step, strided copies
+ * for Concat and SplitV, the leading-axes Sum and Mean, BatchNorm,
+ * MaxPoolGrad and a fused Adam update — compiled from
+ * `libs/models/native/training_kernels.cc` (+ `direct_conv.h`) by
+ * `libs/models/native/build.mjs` when `npm install` runs on a machine with a
+ * C++ compiler and `libopenblas-dev`. The tensors stay on the wasm heap; the
+ * addon reads and writes them in place. Convolutions and large element-wise
+ * kernels split over `PURIFY_KERNEL_THREADS` threads ({@link kernelThreadsFrom}).
+ * Without the addon (or with `PURIFY_NATIVE_KERNELS=off`) the wasm kernels run
+ * instead — same results within float tolerance, several times slower per
+ * convolution (docs/kernels.md). Every kernel is checked against the cpu
+ * backend in the kernel specs.
  */
-
 /** The addon's functions (see libs/models/native/training_kernels.cc). */
 export interface NativeAddon {
   readonly conv2dBackpropInput: (dy: Float32Array, filter: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
@@ -30,14 +35,21 @@ export interface NativeAddon {
   readonly columnSums: (x: Float32Array, cols: number, out: Float32Array, mean?: boolean) => void;
   /** `out = a (op) b`; op 0–3 add/sub/mul/div; pattern 0 same shape, 1 b per channel, 2 a per channel, 3 b scalar, 4 a scalar. */
   readonly binary: (op: number, a: Float32Array, b: Float32Array, out: Float32Array, pattern: number, inner: number) => void;
+  /** `out = op(x)`: op 0 ReLU (`max(0, x)`, NaN passes), 1 Step (`x > 0 ? 1 : alpha`, NaN stays NaN). */
+  readonly unary: (op: number, x: Float32Array, out: Float32Array, alpha: number) => void;
+  /** Copies runs of floats between strided positions; layout `[count, run, srcOffset, srcStride, dstOffset, dstStride]`. */
+  readonly stridedCopy: (src: Float32Array, dst: Float32Array, layout: Int32Array) => void;
   /** `out = (x − mean)·scale/sqrt(variance + ε) + offset`, per channel (C = mean.length). */
   readonly batchNorm: (x: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, epsilon: number, out: Float32Array) => void;
   /** MaxPoolGrad scatter; geometry `[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]`. */
   readonly maxPoolGrad: (x: Float32Array, dy: Float32Array, dx: Float32Array, geometry: Int32Array) => void;
   /** One Adam update of one variable (see {@link FUSED_ADAM_KERNEL}); params `[β1, 1−β1, β2, 1−β2, decay, stepSize, sqrtBc2, ε]`. */
   readonly adam: (x: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, xOut: Float32Array, mOut: Float32Array, vOut: Float32Array, params: Float64Array) => void;
+  /** OpenBLAS's own threads (process-wide). */
   readonly setThreads: (n: number) => void;
-  readonly info: () => { blas: string; threads: number };
+  /** Threads a convolution called from this JavaScript thread may be split over (1–64). */
+  readonly setKernelThreads: (n: number) => void;
+  readonly info: () => { blas: string; threads: number; kernelThreads: number };
 }
 
 /** Where the build script puts the addon (the same relative path from `src/kernels` and `dist/kernels`). */
@@ -54,6 +66,8 @@ export interface NativeStatus {
   /** OpenBLAS build configuration and its thread count, when loaded. */
   readonly blas?: string;
   readonly threads?: number;
+  /** Intra-op threads of this JavaScript thread's convolutions, when loaded. */
+  readonly kernelThreads?: number;
 }
 
 export function nativeModeFrom(value: string | undefined): NativeMode {
@@ -72,6 +86,18 @@ export function blasThreadsFrom(value: string | undefined): number {
   return n;
 }
 
+/**
+ * Intra-op threads per convolution (`PURIFY_KERNEL_THREADS`, 1–64). Default:
+ * the machine's cores (at most 4) on the main thread, 1 on a worker thread —
+ * the data-parallel replicas each hold a core already.
+ */
+export function kernelThreadsFrom(value: string | undefined, mainThread: boolean = isMainThread, cores: number = os.availableParallelism()): number {
+  if (value == null || value.trim() === '') return mainThread ? Math.max(1, Math.min(4, cores)) : 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`PURIFY_KERNEL_THREADS must be an integer from 1 to 64, got '${value}'`);
+  return n;
+}
+
 export interface NativeLoad {
   readonly addon: NativeAddon | undefined;
   readonly status: NativeStatus;
@@ -82,13 +108,15 @@ export function loadNativeAddon(env: NodeJS.ProcessEnv, addonPath: string = NATI
   const mode = nativeModeFrom(env['PURIFY_NATIVE_KERNELS']);
   if (mode === 'off') return { addon: undefined, status: { loaded: false, reason: 'PURIFY_NATIVE_KERNELS=off' } };
   const threads = blasThreadsFrom(env['PURIFY_BLAS_THREADS']);
+  const kernelThreads = kernelThreadsFrom(env['PURIFY_KERNEL_THREADS']);
   try {
     // A dynamic require on purpose: the addon exists only where it could be built.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const addon = require(addonPath) as NativeAddon;
     addon.setThreads(threads);
+    addon.setKernelThreads(kernelThreads);
     const info = addon.info();
-    return { addon, status: { loaded: true, blas: info.blas, threads: info.threads } };
+    return { addon, status: { loaded: true, blas: info.blas, threads: info.threads, kernelThreads: info.kernelThreads } };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason =
@@ -186,6 +214,24 @@ export function makeTileNative(addon: NativeAddon, fallback: tf.KernelFunc): tf.
       'float32',
     );
     addon.tile(heapF32(backend, x), Int32Array.from(x.shape), Int32Array.from(reps), heapF32(backend, out));
+    return out;
+  };
+}
+
+/** The unary kernels done natively, by the addon's op code. */
+export const NATIVE_UNARY_OPS: Readonly<Record<string, number>> = { [tf.Relu]: 0, [tf.Step]: 1 };
+
+/** `Relu` / `Step` of a float32 tensor through the addon (ReLU's gradient is `dy · Step(x)`); other dtypes go to `fallback`. */
+export function makeUnaryNative(addon: NativeAddon, kernelName: string, fallback: tf.KernelFunc): tf.KernelFunc {
+  const op = NATIVE_UNARY_OPS[kernelName];
+  if (op === undefined) throw new Error(`makeUnaryNative: no native op for '${kernelName}'`);
+  return (args) => {
+    const x = args.inputs['x'];
+    if (x == null || x.dtype !== 'float32') return fallback(args);
+    const alpha = (args.attrs as { alpha?: number } | undefined)?.alpha ?? 0;
+    const backend = wasmBackendOf(args, kernelName);
+    const out = backend.makeOutput([...x.shape], 'float32');
+    addon.unary(op, heapF32(backend, x), heapF32(backend, out), alpha);
     return out;
   };
 }

@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { conv2DBackpropFilterWasm, conv2DBackpropInputWasm } from './conv2d-backprop';
 import { conv3DBackpropFilterV2Wasm, conv3DBackpropInputV2Wasm } from './conv3d-backprop';
 import { makeConcatWasm, makeMaxPoolGrad, makeSplitVWasm } from './copy-kernels';
-import { identityWasm, makeSumWasm } from './elementwise';
-import { FUSED_ADAM_KERNEL, NATIVE_BINARY_OPS, makeBatchNormNative, makeBinaryNative, makeMeanNative, conv2DBackpropFilterNative, conv2DBackpropInputNative, fusedAdamNative, makeConv2DNative, makeFusedConv2DNative, makeTileNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
+import { identityWasm, makeCastWasm, makeSumWasm } from './elementwise';
+import { FUSED_ADAM_KERNEL, NATIVE_BINARY_OPS, NATIVE_UNARY_OPS, makeBatchNormNative, makeBinaryNative, makeUnaryNative, makeMeanNative, conv2DBackpropFilterNative, conv2DBackpropInputNative, fusedAdamNative, makeConv2DNative, makeFusedConv2DNative, makeTileNative, nativeAddon, type NativeAddon, type NativeStatus } from './native';
 import { WASM } from './wasm-backend';
 
 /**
@@ -33,13 +33,14 @@ export const WASM_TRAINING_KERNELS: readonly KernelSpec[] = [
   { kernelName: tf.Conv3DBackpropInputV2, why: 'wrong results', make: () => conv3DBackpropInputV2Wasm },
   { kernelName: tf.Conv3DBackpropFilterV2, why: 'replaced alongside, through the same forward Conv3D path', make: () => conv3DBackpropFilterV2Wasm },
   { kernelName: tf.Identity, why: 'copied the tensor; ours shares the data', make: () => identityWasm },
+  { kernelName: tf.Cast, why: "a cast to the tensor's own dtype (ReLU's gradient, every layer) copied it; ours shares the data", make: (shipped) => makeCastWasm(requireShipped(tf.Cast, shipped).kernelFunc) },
   { kernelName: tf.Sum, why: 'bias gradients transposed the whole tensor first', make: (shipped) => makeSumWasm(requireShipped(tf.Sum, shipped).kernelFunc) },
   { kernelName: tf.Concat, why: 'one subarray allocation per pixel', make: (shipped) => makeConcatWasm(requireShipped(tf.Concat, shipped).kernelFunc) },
   { kernelName: tf.SplitV, why: 'one subarray allocation per pixel', make: (shipped) => makeSplitVWasm(requireShipped(tf.SplitV, shipped).kernelFunc) },
   { kernelName: tf.MaxPoolGrad, why: 'recomputed window maxima per input pixel', make: () => makeMaxPoolGrad() },
 ];
 
-/** Native kernels (./native.ts: im2col + BLAS convolutions and two scatter/reduce loops), used instead of the wasm ones when the addon is built. */
+/** Native kernels (./native.ts: direct and im2col + BLAS convolutions, element-wise, copy and reduction loops), used instead of the wasm ones when the addon is built. */
 export function nativeKernels(addon: NativeAddon): readonly KernelSpec[] {
   return [
     { kernelName: tf.Conv2D, why: 'XNNPACK in wasm (128-bit SIMD, no FMA) is ~3x slower than native BLAS', make: (shipped) => makeConv2DNative(addon, requireShipped(tf.Conv2D, shipped).kernelFunc) },
@@ -58,6 +59,15 @@ export function nativeKernels(addon: NativeAddon): readonly KernelSpec[] {
         make: (shipped) => makeBinaryNative(addon, name, requireShipped(name, shipped).kernelFunc),
       }),
     ),
+    ...Object.keys(NATIVE_UNARY_OPS).map(
+      (name): KernelSpec => ({
+        kernelName: name,
+        why: "ReLU and Step (ReLU's gradient) in C++, split over the kernel threads",
+        make: (shipped) => makeUnaryNative(addon, name, requireShipped(name, shipped).kernelFunc),
+      }),
+    ),
+    { kernelName: tf.Concat, why: 'skip connections: one strided native copy per input', make: (shipped) => makeConcatWasm(requireShipped(tf.Concat, shipped).kernelFunc, addon.stridedCopy) },
+    { kernelName: tf.SplitV, why: "Concat's gradient: one strided native copy per part", make: (shipped) => makeSplitVWasm(requireShipped(tf.SplitV, shipped).kernelFunc, addon.stridedCopy) },
     { kernelName: tf.Mean, why: 'BatchNorm statistics: the column means in C++ (wasm transposes first)', make: (shipped) => makeMeanNative(addon, requireShipped(tf.Mean, shipped).kernelFunc) },
     { kernelName: tf.FusedBatchNorm, why: 'per-channel normalisation in one C++ pass', make: (shipped) => makeBatchNormNative(addon, requireShipped(tf.FusedBatchNorm, shipped).kernelFunc) },
     { kernelName: tf.Sum, why: 'the bias-gradient column sums in C++', make: (shipped) => makeSumWasm(requireShipped(tf.Sum, shipped).kernelFunc, addon.columnSums) },
@@ -84,11 +94,12 @@ const shippedKernels = new Map<string, tf.KernelConfig | undefined>();
  * Registers our wasm training kernels ({@link WASM_TRAINING_KERNELS}):
  * Conv2DBackpropFilter (missing in tfjs-backend-wasm), Conv2DBackpropInput
  * (slow), Conv3DBackpropInputV2 (wrong) and Conv3DBackpropFilterV2 through
- * the backend's fast paths, plus Identity, Sum, Concat, SplitV and
+ * the backend's fast paths, plus Identity, Cast, Sum, Concat, SplitV and
  * MaxPoolGrad, found slow by profiling a U-Net training step. Where the
  * native addon is built, the 2D convolutions and their gradients, Tile, the
- * element-wise arithmetic, Mean, BatchNorm, the bias sums, MaxPoolGrad and a
- * fused Adam update run natively instead ({@link nativeKernels}). Replaces
+ * element-wise arithmetic, ReLU and Step, Concat and SplitV, Mean,
+ * BatchNorm, the bias sums, MaxPoolGrad and a fused Adam update run natively
+ * instead ({@link nativeKernels}). Replaces
  * whatever is registered under those names for 'wasm'. Idempotent; a call
  * with the other `native` choice swaps the variants. Returns whether the
  * native kernels are in use and why not.
