@@ -154,3 +154,82 @@ export class BilinearUpsampling2D extends tf.layers.Layer {
 tf.serialization.registerClass(InstanceNormalization);
 tf.serialization.registerClass(BilinearUpsampling2D);
 tf.serialization.registerClass(SeededDropout);
+
+/** The BatchNormalization fields this file reads (declared private in tfjs-layers' typings). */
+interface BatchNormInternals {
+  readonly axis: number;
+  readonly momentum: number;
+  readonly epsilon: number;
+  readonly center: boolean;
+  readonly scale: boolean;
+  readonly gamma: tf.LayerVariable | null;
+  readonly beta: tf.LayerVariable | null;
+  readonly movingMean: tf.LayerVariable;
+  readonly movingVariance: tf.LayerVariable;
+}
+
+/** tfjs-layers' BatchNormalization class (exported only through its factory). */
+const KerasBatchNormalization = tf.layers.batchNormalization({}).constructor as new (args: Parameters<typeof tf.layers.batchNormalization>[0]) => tf.layers.Layer;
+
+/**
+ * Batch-statistics normalisation of NHWC `x` with one fused gradient:
+ * `y = gamma · (x − mean) / sqrt(var + ε) + beta`, mean and var over N, H, W.
+ * The backward pass is the closed form
+ *   dbeta = Σ dy,  dgamma = Σ dy·x̂,  dx = gamma/sqrt(var + ε) · (dy − dbeta/M − x̂·dgamma/M)
+ * (M = N·H·W pixels, x̂ the normalised input) — about ten tensor ops where the
+ * gradient taken through `tf.moments` and `tf.batchNorm` is about forty.
+ * `mean` and `variance` are those of `x`, computed by the caller.
+ */
+function batchNormInTraining(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, mean: tf.Tensor1D, variance: tf.Tensor1D, epsilon: number): tf.Tensor4D {
+  const axes = [0, 1, 2];
+  const op = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xi, g, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    save([xi, g, mean, variance]);
+    return {
+      value: tf.batchNorm(xi, mean, variance, b, g, epsilon),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs, m, v] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
+        const pixels = xs.size / xs.shape[3];
+        const invStd = tf.rsqrt(tf.add(v, epsilon));
+        const xhat = tf.mul(tf.sub(xs, m), invStd);
+        const dbeta = tf.sum(dy, axes);
+        const dgamma = tf.sum(tf.mul(dy, xhat), axes);
+        const centred = tf.sub(tf.sub(dy, tf.div(dbeta, pixels)), tf.mul(xhat, tf.div(dgamma, pixels)));
+        return [tf.mul(centred, tf.mul(gs, invStd)), dgamma, dbeta];
+      },
+    };
+  });
+  return op(x, gamma, beta);
+}
+
+/**
+ * tf.layers.BatchNormalization with a fused training-mode gradient
+ * ({@link batchNormInTraining}); the same class name, weights, running
+ * statistics update and inference path, so checkpoints, the ONNX exporter and
+ * a model loaded through tfjs-layers' own class see no difference. Cases the
+ * fused path does not cover (not NHWC on the last axis, no centre or scale)
+ * run the inherited code.
+ */
+export class FusedBatchNormalization extends KerasBatchNormalization {
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
+    const bn = this as unknown as BatchNormInternals;
+    const x = single(inputs);
+    const fused = kwargs['training'] === true && x.rank === 4 && (bn.axis === -1 || bn.axis === 3) && bn.center && bn.scale;
+    if (!fused) return super.call(inputs, kwargs);
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const y = batchNormInTraining(x as tf.Tensor4D, bn.gamma!.read() as tf.Tensor1D, bn.beta!.read() as tf.Tensor1D, mean as tf.Tensor1D, variance as tf.Tensor1D, bn.epsilon);
+      // The running statistics, updated as tfjs-layers does: v ← v − (v − batch)·(1 − momentum).
+      for (const [variable, batch] of [
+        [bn.movingMean, mean],
+        [bn.movingVariance, variance],
+      ] as const) {
+        tf.tidy(() => {
+          const current = variable.read();
+          variable.write(tf.sub(current, tf.mul(tf.sub(current, batch), 1 - bn.momentum)));
+        });
+      }
+      return y;
+    });
+  }
+}

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-cpu';
 import { Norm, REFERENCE_UNET, resolveUNetConfig, Upsampling, type UNetConfig } from './config';
 import { ModelConfigError, ModelInputError } from './errors';
-import { BilinearUpsampling2D, InstanceNormalization, SeededDropout } from './layers';
+import { BilinearUpsampling2D, FusedBatchNormalization, InstanceNormalization, SeededDropout } from './layers';
 import { buildUNet } from './unet';
 
 beforeAll(async () => {
@@ -196,6 +196,63 @@ describe('resolveUNetConfig', () => {
     [{ inputChannels: 0 }, 'UNetConfig.inputChannels must be an integer in [1, 4096], got 0'],
   ])('rejects %j', (bad, message) => {
     expect(() => resolveUNetConfig(bad as Partial<UNetConfig>)).toThrow(new ModelConfigError(message));
+  });
+});
+
+describe('FusedBatchNormalization layer', () => {
+  /** One training-mode call of `layer` on x (seeded), with gamma/beta set: y, d(Σ y⊙r)/d(x, gamma, beta), then the running statistics. */
+  function trainingCall(layer: tf.layers.Layer, shape: [number, number, number, number], axis: number): Float32Array[] {
+    const channels = shape[axis < 0 ? 3 : axis]!;
+    return tf.tidy(() => {
+      const x = tf.variable(tf.randomNormal(shape, 0.5, 2, 'float32', 11));
+      const r = tf.randomNormal(shape, 0, 1, 'float32', 12);
+      layer.apply(tf.zeros(shape)); // builds the weights
+      layer.setWeights([tf.randomNormal([channels], 1, 0.3, 'float32', 13), tf.randomNormal([channels], 0, 0.3, 'float32', 14), tf.zeros([channels]), tf.ones([channels])]);
+      const [gamma, beta] = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+      let y: tf.Tensor | undefined;
+      const { grads } = tf.variableGrads(() => {
+        y = tf.keep(layer.apply(x, { training: true }) as tf.Tensor);
+        return tf.sum(tf.mul(y, r));
+      }, [x, gamma!, beta!]);
+      const out = [y!, grads[x.name]!, grads[gamma!.name]!, grads[beta!.name]!, ...layer.getWeights().slice(2)];
+      const values = out.map((t) => t.dataSync().slice() as Float32Array);
+      tf.dispose([y!, x]);
+      return values;
+    });
+  }
+  const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+  it.each([
+    // [x shape, axis]: the U-Net's NHWC layers
+    [[2, 4, 4, 3], -1],
+    [[1, 5, 3, 2], -1],
+    [[3, 2, 6, 4], 3],
+  ] as const)('x %j axis %d: output, gradients and running statistics equal tf.layers.batchNormalization', (shape, axis) => {
+    const args = { axis, momentum: 0.9, epsilon: 1e-5 };
+    const ours = new FusedBatchNormalization(args);
+    const keras = tf.layers.batchNormalization(args);
+    const a = trainingCall(ours, [...shape], axis);
+    const b = trainingCall(keras, [...shape], axis);
+    const names = ['y', 'dx', 'dgamma', 'dbeta', 'moving_mean', 'moving_variance'];
+    names.forEach((name, i) => expect([name, maxDiff(a[i]!, b[i]!) <= 2e-5 * Math.max(1, ...Array.from(b[i]!, Math.abs))]).toEqual([name, true]));
+    // Inference uses the running statistics, as tfjs-layers does.
+    const x = tf.randomNormal([...shape], 0, 1, 'float32', 15);
+    expect(maxDiff((ours.apply(x) as tf.Tensor).dataSync() as Float32Array, (keras.apply(x) as tf.Tensor).dataSync() as Float32Array)).toBeLessThan(1e-6);
+    expect(ours.getClassName()).toBe('BatchNormalization');
+    ours.dispose();
+    keras.dispose();
+  });
+
+  it('leaves another axis to tfjs-layers: the same training output and running statistics', () => {
+    // (tfjs-core's own BatchNorm gradient fails for a non-last axis, so only the forward pass is compared.)
+    const args = { axis: 1, momentum: 0.9, epsilon: 1e-5 };
+    const [ours, keras] = [new FusedBatchNormalization(args), tf.layers.batchNormalization(args)];
+    const x = tf.randomNormal([2, 3, 4, 5], 0.5, 2, 'float32', 16);
+    const [a, b] = [ours, keras].map((layer) => [(layer.apply(x, { training: true }) as tf.Tensor).dataSync() as Float32Array, ...layer.getWeights().map((w) => w.dataSync() as Float32Array)]);
+    a!.forEach((v, i) => expect(maxDiff(v, b![i]!)).toBeLessThan(1e-6));
+    tf.dispose(x);
+    ours.dispose();
+    keras.dispose();
   });
 });
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { levelWidth, Norm, resolveUNetConfig, Upsampling, type UNetConfig } from './config';
 import { ModelConfigError } from './errors';
-import { BilinearUpsampling2D, InstanceNormalization, SeededDropout } from './layers';
+import { BilinearUpsampling2D, FusedBatchNormalization, InstanceNormalization, SeededDropout } from './layers';
 import { Rng } from './rng';
 import { claimPrefix, isPrefixLive, releasePrefix, SegModel } from './seg-model';
 
@@ -69,7 +69,7 @@ function buildNetworks(config: UNetConfig, p: string, initRng: Rng, dropoutRng: 
     for (let i = 1; i <= 2; i++) {
       x = conv(x, filters, 3, `${name}_conv${i}`, useBias);
       if (config.norm === Norm.Batch) {
-        x = apply(tf.layers.batchNormalization({ axis: -1, momentum: BATCH_NORM_MOMENTUM, epsilon: NORM_EPSILON, name: `${p}${name}_bn${i}` }), x);
+        x = apply(new FusedBatchNormalization({ axis: -1, momentum: BATCH_NORM_MOMENTUM, epsilon: NORM_EPSILON, name: `${p}${name}_bn${i}` }), x);
       } else if (config.norm === Norm.Instance) {
         x = apply(new InstanceNormalization({ epsilon: NORM_EPSILON, name: `${p}${name}_in${i}` }), x);
       }
