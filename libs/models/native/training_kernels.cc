@@ -741,6 +741,13 @@ bool throwIf(napi_env env, bool bad, const std::string& msg) {
   return bad;
 }
 
+// Reads exactly n arguments into argv, or throws "expected n arguments (usage)".
+bool argsOf(napi_env env, napi_callback_info info, size_t n, const char* usage, napi_value* argv) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  return !throwIf(env, argc != n, "expected " + std::to_string(n) + " arguments (" + usage + ")");
+}
+
 // A typed array argument of the given type with its length in [minLength,
 // maxLength]: sets *data and *length, or throws `message` and returns false.
 bool typedArg(napi_env env, napi_value v, napi_typedarray_type want, size_t minLength, size_t maxLength, const std::string& message, void** data, size_t* length) {
@@ -791,10 +798,8 @@ using ConvFn = void (*)(const float*, const float*, float*, const Geometry&);
 
 // (a, b, out, geometry) with the element counts each operand must have.
 napi_value call(napi_env env, napi_callback_info info, ConvFn fn, const char* names[3], int64_t (*sizes[3])(const Geometry&)) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 4, "expected 4 arguments (two inputs, the output, the geometry)")) return nullptr;
+  if (!argsOf(env, info, 4, "two inputs, the output, the geometry", argv)) return nullptr;
   Geometry g;
   if (!geometryArg(env, argv[3], &g)) return nullptr;
   float* p[3];
@@ -814,10 +819,8 @@ int64_t sizeY(const Geometry& g) { return g.n * g.oh * g.ow * g.co; }
 
 // conv2dBiasRelu(x, filter, bias (Float32Array of Cout, or null), y, geometry, relu: boolean).
 napi_value Conv2DBiasRelu(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 6, "expected 6 arguments (x, filter, bias or null, y, geometry, relu)")) return nullptr;
+  if (!argsOf(env, info, 6, "x, filter, bias or null, y, geometry, relu", argv)) return nullptr;
   Geometry g;
   if (!geometryArg(env, argv[4], &g)) return nullptr;
   float *x, *w, *y, *bias = nullptr;
@@ -840,10 +843,8 @@ napi_value Conv2DBiasRelu(napi_env env, napi_callback_info info) {
 
 // tile(x, xShape Int32Array, reps Int32Array, out).
 napi_value Tile(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 4, "expected 4 arguments (x, xShape, reps, out)")) return nullptr;
+  if (!argsOf(env, info, 4, "x, xShape, reps, out", argv)) return nullptr;
   std::vector<int64_t> dims[2];
   const char* which[2] = {"xShape", "reps"};
   for (int k = 0; k < 2; k++) {
@@ -874,10 +875,8 @@ napi_value Tile(napi_env env, napi_callback_info info) {
 
 // binary(op 0..3 = add/sub/mul/div, a, b, out, pattern 0..4, inner).
 napi_value Binary(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 6, "expected 6 arguments (op, a, b, out, pattern, inner)")) return nullptr;
+  if (!argsOf(env, info, 6, "op, a, b, out, pattern, inner", argv)) return nullptr;
   int32_t op = -1, pattern = -1, inner = 0;
   napi_get_value_int32(env, argv[0], &op);
   napi_get_value_int32(env, argv[4], &pattern);
@@ -911,10 +910,8 @@ napi_value Binary(napi_env env, napi_callback_info info) {
 
 // unary(op 0 = relu / 1 = step, x, out, alpha): out the size of x; alpha is Step's value for x <= 0.
 napi_value Unary(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 4, "expected 4 arguments (op, x, out, alpha)")) return nullptr;
+  if (!argsOf(env, info, 4, "op, x, out, alpha", argv)) return nullptr;
   int32_t op = -1;
   double alpha = 0;
   napi_get_value_int32(env, argv[0], &op);
@@ -931,10 +928,8 @@ napi_value Unary(napi_env env, napi_callback_info info) {
 // stridedCopy(src, dst, Int32Array [count, run, srcOffset, srcStride, dstOffset, dstStride]):
 // run i (0 <= i < count) copies `run` floats from src[srcOffset + i*srcStride] to dst[dstOffset + i*dstStride].
 napi_value StridedCopy(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
   napi_value argv[3];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 3, "expected 3 arguments (src, dst, layout)")) return nullptr;
+  if (!argsOf(env, info, 3, "src, dst, layout", argv)) return nullptr;
   float *src, *dst;
   size_t ns = 0, nd = 0;
   if (!floatArg(env, argv[0], "src", &src, &ns) || !floatArg(env, argv[1], "dst", &dst, &nd)) return nullptr;
@@ -956,10 +951,8 @@ napi_value StridedCopy(napi_env env, napi_callback_info info) {
 
 // batchNorm(x, mean, variance, offset or null, scale or null, epsilon, out): per-channel vectors of C = their length.
 napi_value BatchNorm(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 7, "expected 7 arguments (x, mean, variance, offset or null, scale or null, epsilon, out)")) return nullptr;
+  if (!argsOf(env, info, 7, "x, mean, variance, offset or null, scale or null, epsilon, out", argv)) return nullptr;
   float *x, *mean, *variance, *out, *offset = nullptr, *scale = nullptr;
   size_t nx = 0, nm = 0, nv = 0, no = 0, nof = 0, ns = 0;
   if (!floatArg(env, argv[0], "x", &x, &nx) || !floatArg(env, argv[1], "mean", &mean, &nm) || !floatArg(env, argv[2], "variance", &variance, &nv) || !floatArg(env, argv[6], "out", &out, &no)) return nullptr;
@@ -1015,10 +1008,8 @@ napi_value ColumnSums(napi_env env, napi_callback_info info) {
 
 // maxPoolGrad(x, dy, dx, geometry [N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]).
 napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 4, "expected 4 arguments (x, dy, dx, geometry)")) return nullptr;
+  if (!argsOf(env, info, 4, "x, dy, dx, geometry", argv)) return nullptr;
   const int32_t* a = geometryValues(env, argv[3], 12, 10, "[N, H, W, C, OH, OW, strideH, strideW, filterH, filterW, padTop, padLeft]");
   if (a == nullptr) return nullptr;
   const PoolGeometry g{a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]};
@@ -1038,10 +1029,8 @@ napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
 // decay (1 - lr*wd, or 1 for none), stepSize, sqrtBc2, epsilon]). The constants arrive in float64
 // and are rounded to float32 here, as tfjs rounds a JS number to a float32 scalar.
 napi_value Adam(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (throwIf(env, argc != 8, "expected 8 arguments (x, m, v, g, xOut, mOut, vOut, params)")) return nullptr;
+  if (!argsOf(env, info, 8, "x, m, v, g, xOut, mOut, vOut, params", argv)) return nullptr;
   const char* names[7] = {"x", "m", "v", "g", "xOut", "mOut", "vOut"};
   float* p[7];
   size_t n0 = 0;
