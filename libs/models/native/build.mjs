@@ -56,7 +56,7 @@ function blasFlags() {
 
 const cxx = process.env.CXX || 'g++';
 const tmp = `${out}.${process.pid}.tmp`;
-const args = ['-O3', '-std=c++17', '-pthread', '-shared', '-fPIC', '-fvisibility=hidden', `-I${nodeInclude}`, source, '-o', tmp, ...blasFlags()];
+const args = ['-O3', '-std=c++17', '-pthread', '-shared', '-fPIC', '-fvisibility=hidden', `-I${nodeInclude}`, source, '-o', tmp, ...blasFlags(), '-Wl,-z,nodelete'];
 mkdirSync(outDir, { recursive: true });
 try {
   execFileSync(cxx, args, { stdio: ['ignore', 'inherit', 'inherit'] });

@@ -61,7 +61,7 @@ inline __attribute__((always_inline)) void forwardBlock(const float* x, int64_t 
     for (int v = 0; v < V; v++) {
       v16 r = acc[j][v];
       if (bias != nullptr) r += load(bias + v * kLanes);
-      if (relu) r = r > 0.f ? r : 0.f;
+      if (relu) r = (r > 0.f) | (r != r) ? r : 0.f;  // max(0, r), NaN kept (the cpu backend's ReLU)
       store(out + j * co + v * kLanes, r);
     }
   }

@@ -34,6 +34,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -72,23 +73,32 @@ class Pool {
       for (int i = 0; i < parts; i++) fn(i);
       return;
     }
+    int used = 0;  // helpers given a part; the caller runs part 0 and any part no helper could take
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      helpers_.reserve(static_cast<size_t>(parts));
       while (static_cast<int>(helpers_.size()) < parts - 1) {
-        helpers_.push_back(std::make_unique<Helper>());
-        Helper* h = helpers_.back().get();
-        const int index = static_cast<int>(helpers_.size());
-        std::thread([this, h, index] { loop(h, index); }).detach();
+        auto helper = std::make_unique<Helper>();
+        Helper* h = helper.get();
+        const int index = static_cast<int>(helpers_.size()) + 1;
+        try {
+          std::thread([this, h, index] { loop(h, index); }).detach();
+        } catch (const std::system_error&) {
+          break;  // no more threads here (a container's limit): run with the helpers there are
+        }
+        helpers_.push_back(std::move(helper));
       }
+      used = std::min(parts - 1, static_cast<int>(helpers_.size()));
       ticket_++;
-      pending_.store(parts - 1, std::memory_order_relaxed);
-      for (int i = 0; i + 1 < parts; i++) {
+      pending_.store(used, std::memory_order_relaxed);
+      for (int i = 0; i < used; i++) {
         helpers_[i]->job = &fn;
         helpers_[i]->go.store(ticket_, std::memory_order_release);
       }
     }
     if (sleepers_.load() > 0) wake_.notify_all();
     fn(0);
+    for (int i = used + 1; i < parts; i++) fn(i);
     // The parts are even, so the others finish about now: spin rather than sleep.
     while (pending_.load(std::memory_order_acquire) != 0) pause();
   }
@@ -257,7 +267,7 @@ void biasRelu(float* y, int64_t pixels, int64_t co, const float* bias, bool relu
       for (int64_t c = 0; c < co; c++) r[c] += bias[c];
     }
     if (relu) {
-      for (int64_t c = 0; c < co; c++) r[c] = r[c] > 0.f ? r[c] : 0.f;
+      for (int64_t c = 0; c < co; c++) r[c] = r[c] > 0.f || std::isnan(r[c]) ? r[c] : 0.f;
     }
   }
 }

@@ -87,6 +87,20 @@ withAddon('the addon', () => {
     expect(Array.from(out)).toEqual([4, 6, 6, 4, 6, 9, 9, 6, 6, 9, 9, 6, 4, 6, 6, 4]);
   });
 
+  it.each([
+    ['BLAS', 1],
+    ['direct', 16],
+  ])('keeps NaN through the fused ReLU, as the cpu backend (%s path, %d channels)', (_path, co) => {
+    // All-ones 4×4 image and 3×3 filter; channel 0's bias is NaN, the others −5: NaN and the window counts − 5 clamped at 0.
+    const bias = new Float32Array(co).fill(-5);
+    bias[0] = Number.NaN;
+    const out = new Float32Array(16 * co);
+    addon.conv2dBiasRelu(new Float32Array(16).fill(1), new Float32Array(9 * co).fill(1), bias, out, Int32Array.from([1, 4, 4, 1, 3, 3, co, 4, 4, 1, 1, 1, 1]), true);
+    const channel = (c: number): number[] => Array.from({ length: 16 }, (_, p) => out[p * co + c]!);
+    expect(channel(0).every(Number.isNaN)).toBe(true);
+    for (let c = 1; c < co; c++) expect(channel(c)).toEqual([0, 1, 1, 0, 1, 4, 4, 1, 1, 4, 4, 1, 0, 1, 1, 0]);
+  });
+
   it('copies strided runs: rows of 2 from a 3-wide source into a 4-wide destination at column 1', () => {
     const src = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const dst = new Float32Array(12);
