@@ -7,7 +7,7 @@
  *
  * The claim checked: for this seed and schedule, `rl` raises the organ-average
  * target Dice over `source-only`. The run is seeded and reproducible (the demo
- * on this code gives source-only 0.466, rl 0.513 on the 2-core VM with the native
+ * on this code gives source-only 0.443, rl 0.521 on the 2-core VM with the native
  * kernels; 0.374 and 0.438 with the wasm kernels before the gated-accuracy reward); a change that
  * loses the gain fails here. Target test labels are read by the benchmark's
  * evaluation only — never by the trainer (libs/adaptation/src/data.spec.ts, "target labels never reach training code").
