@@ -39,5 +39,5 @@ export { adaptationStep } from './step';
 export { dualHostBatch, ParallelAdaptation } from './parallel-step';
 export type { ParallelAdaptationOptions } from './parallel-step';
 export type { DualBatch, DualStepOptions, DualStepResult } from './step';
-export { DEFAULT_HYPERPARAMETERS, DEFAULT_RL_SETTINGS, resolveHyperparameters, RULE_THRESHOLD, runAdaptation, StopReason } from './loop';
-export type { AdaptationCallbacks, AdaptationHyperparameters, AdaptationOptions, AdaptationResult, RlSettings, RoundReport, StepReport } from './loop';
+export { busiestSlice, DEFAULT_HYPERPARAMETERS, DEFAULT_RL_SETTINGS, resolveHyperparameters, RULE_THRESHOLD, runAdaptation, StopReason } from './loop';
+export type { AdaptationCallbacks, AdaptationHyperparameters, AdaptationOptions, AdaptationResult, RlSettings, RoundReport, RoundSnapshot, StepReport } from './loop';

@@ -7,7 +7,7 @@ import { initTrainingBackend, predictSlices } from '@purify/training';
 import { AdaptationConfigError } from './errors';
 import { squareLabel, squareVolume } from './fixtures.test-util';
 import { LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
-import { resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
+import { busiestSlice, resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
 import { Method, METHODS } from './methods';
 
 beforeAll(async () => {
@@ -42,6 +42,18 @@ function options(method: Method, extra: Partial<AdaptationOptions> = {}): Adapta
     teacherPort,
   };
 }
+
+describe('busiestSlice', () => {
+  it.each([
+    // [label [z, h, w] slices as flat arrays, expected]
+    [[[0, 0, 0, 0], [0, 1, 1, 0], [1, 0, 0, 0]], 1],
+    [[[2, 0, 0, 0], [0, 3, 0, 0]], 0],
+    [[[0, 0, 0, 0], [0, 0, 0, 0]], 0],
+    [[[0, 0, 0, 0], [0, 0, 0, 1], [4, 4, 4, 0]], 2],
+  ])('%j: slice %d (most foreground, lowest on ties)', (slices, want) => {
+    expect(busiestSlice(Uint8Array.from(slices.flat()), [slices.length, 2, 2])).toBe(want);
+  });
+});
 
 describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
   it('oracle: trains on its labels — all-foreground labels leave the network more foreground than all-background ones', async () => {
@@ -111,6 +123,22 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     // Oracle and naive: every target pixel at weight 1 (2 volumes × 2 slices × 256 pixels).
     if (method === 'oracle' || method === 'naive') expect(rounds[0]!.weights).toMatchObject({ mean: 1, zeroFraction: 0, pixels: 1024 });
     if (method === 'rule' || method === 'rl') expect(rounds[0]!.metrics['mean_reliability']).toBeGreaterThan(0);
+    // The round snapshot: one slice of the first target case, for the pseudo-label methods only.
+    for (const r of rounds) {
+      if (!usesTeacher) {
+        expect(r.snapshot).toBeUndefined();
+        continue;
+      }
+      const snap = r.snapshot!;
+      const [, hh, ww] = target[0]!.shape;
+      expect([snap.caseId, snap.height, snap.width]).toEqual([target[0]!.id, hh, ww]);
+      expect(snap.image).toEqual(target[0]!.image.slice(snap.slice * hh * ww, (snap.slice + 1) * hh * ww));
+      for (const a of [snap.pseudoLabel, snap.reliability, snap.weights, snap.prediction]) expect(a.length).toBe(hh * ww);
+      expect([...snap.pseudoLabel, ...snap.prediction].every((c) => c === 0 || c === 1)).toBe(true);
+      expect([...snap.reliability, ...snap.weights].every((v) => v >= 0 && v <= 1)).toBe(true);
+      // naive weighs every pixel 1; rule with τ 0.01 keeps every region, and with K = 2 every pixel passes the 0.5 gate.
+      if (method === 'naive' || method === 'rule') expect(snap.weights.every((v) => v === 1)).toBe(true);
+    }
     if (method === 'rl') {
       // Round 1: one pretraining episode; round 2: one more. Each episode rewards every decision it made, with done.
       expect(rounds[0]!.metrics['sim_reward']).toEqual(expect.any(Number));

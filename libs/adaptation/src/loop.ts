@@ -237,6 +237,28 @@ export interface RoundReport {
   readonly teacher: PublishedTeacher | undefined;
   readonly policy: PolicyAddress | undefined;
   readonly weights: WeightStatistics;
+  /** One target training slice as this round supervised it (pseudo-label methods; proto `RoundSnapshot`). */
+  readonly snapshot?: RoundSnapshot | undefined;
+}
+
+/**
+ * What a round did to one target training slice — the first target case, the
+ * slice with the most pseudo-label foreground: `[height, width]` planes of the
+ * image, the teacher's pseudo-label, its reliability (the region score under
+ * each pixel for `rule` / `rl`, else the teacher's max class probability), the
+ * supervision weights, and the student's prediction after the round's
+ * training. Label-free: no target label is read.
+ */
+export interface RoundSnapshot {
+  readonly caseId: string;
+  readonly slice: number;
+  readonly height: number;
+  readonly width: number;
+  readonly image: Float32Array;
+  readonly pseudoLabel: Uint8Array;
+  readonly reliability: Float32Array;
+  readonly weights: Float32Array;
+  readonly prediction: Uint8Array;
 }
 
 export interface AdaptationCallbacks {
@@ -288,6 +310,41 @@ interface RoundTargets {
   readonly pseudo: Map<string, Uint8Array>;
   readonly meanReliability: number | undefined;
   readonly decisionIds: string[];
+  /** The first target case's slice, before the round's training (the prediction is added after it). */
+  readonly snapshot?: { readonly volume: SliceVolume; readonly planes: Omit<RoundSnapshot, 'prediction'> } | undefined;
+}
+
+/** The slice of `label` (`[z, h, w]`) with the most foreground; the lowest such index on ties. */
+export function busiestSlice(label: Uint8Array, shape: readonly [number, number, number]): number {
+  const [z, h, w] = shape;
+  let best = 0;
+  let most = -1;
+  for (let s = 0; s < z; s++) {
+    let n = 0;
+    for (let i = s * h * w; i < (s + 1) * h * w; i++) if ((label[i] as number) !== 0) n++;
+    if (n > most) [best, most] = [s, n];
+  }
+  return best;
+}
+
+/** The snapshot planes of slice `s` of one target volume. */
+function snapshotPlanes(v: SliceVolume, label: Uint8Array, reliability: Float32Array, weights: Float32Array): Omit<RoundSnapshot, 'prediction'> {
+  const [, h, w] = v.shape;
+  const s = busiestSlice(label, v.shape);
+  const plane = <T extends Float32Array | Uint8Array>(a: T): T => a.slice(s * h * w, (s + 1) * h * w) as T;
+  return { caseId: v.id, slice: s, height: h, width: w, image: plane(v.image), pseudoLabel: plane(label), reliability: plane(reliability), weights: plane(weights) };
+}
+
+/** Per-pixel max class probability of channels-first `probs` `[k, n]`. */
+function maxProbabilityOf(probs: Float32Array, k: number): Float32Array {
+  const n = probs.length / k;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let m = probs[i] as number;
+    for (let c = 1; c < k; c++) m = Math.max(m, probs[c * n + i] as number);
+    out[i] = m;
+  }
+  return out;
 }
 
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -322,6 +379,12 @@ function targetSlices(v: SliceVolume, label: Uint8Array, weights: Float32Array):
     out.push({ image: v.image.subarray(s * n, (s + 1) * n), label: lab, weight: wt, shape: [h, w], classes: [...present].sort((a, b) => a - b), ref: `${v.id}:${s}` });
   }
   return out;
+}
+
+/** The snapshot's slice of a `[z, h, w]` label map. */
+function plane(labels: Uint8Array, at: { readonly slice: number; readonly height: number; readonly width: number }): Uint8Array {
+  const n = at.height * at.width;
+  return labels.slice(at.slice * n, (at.slice + 1) * n);
 }
 
 function labelsOf(model: SegModel, v: SliceVolume): Uint8Array {
@@ -425,10 +488,12 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const decisionIds: string[] = [];
       const scores: number[] = [];
       const k = o.numClasses;
+      let snapshot: RoundTargets['snapshot'];
       for (const v of trainTargets) {
         if (cancelled(o.signal)) break;
         let label: Uint8Array;
         let weights: Float32Array;
+        let reliability: Float32Array | undefined;
         if (source === TargetSource.OracleLabels) {
           const l = o.oracleLabels!.get(v.id);
           if (l === undefined) throw new AdaptationConfigError('oracle_labels', `no oracle label for target case ${v.id}`);
@@ -437,6 +502,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         } else if (source === TargetSource.Teacher) {
           const probs = await timer.time('teacher', () => ports.teacher.predict(teacher!, v, o.signal));
           label = argmaxLabels(probs, k, v.shape);
+          if (snapshot === undefined) reliability = maxProbabilityOf(probs, k);
           if (method === Method.Naive) weights = naiveWeights(v.shape);
           else if (method === Method.Confidence) weights = confidenceWeights(probs, k, v.shape, h.threshold);
           else if (method === Method.Entropy) weights = entropyWeights(probs, k, v.shape);
@@ -457,12 +523,14 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
             decisionIds.push(...r.decisionIds);
           }
           weights = gatedRegionPixelWeights(regionWeights, scored.regionIndex, scored.maxProbability, h.pixelGate);
+          if (snapshot === undefined) reliability = Float32Array.from(scored.regionIndex, (r) => scored.scores[r] as number);
         }
+        if (snapshot === undefined && reliability !== undefined) snapshot = { volume: v, planes: snapshotPlanes(v, label, reliability, weights) };
         pseudo.set(v.id, label);
         weightMaps.push(weights);
         slices.push(...targetSlices(v, label, weights));
       }
-      return { slices, weightMaps, pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds };
+      return { slices, weightMaps, pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds, snapshot };
     };
 
     /** One simulated-shift episode: pseudo-targets from source volumes, per-region + episodic rewards, then feedback. */
@@ -668,8 +736,11 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           await timer.time('feedback', updatePolicy);
         }
       }
-      const report: RoundReport = { round: r + 1, metrics, timingsMs: timer.ms, teacher, policy, weights: stats };
-      history.push(report);
+      const snapshot: RoundSnapshot | undefined =
+        targets.snapshot === undefined ? undefined : { ...targets.snapshot.planes, prediction: plane(labelsOf(student, targets.snapshot.volume), targets.snapshot.planes) };
+      const report: RoundReport = { round: r + 1, metrics, timingsMs: timer.ms, teacher, policy, weights: stats, snapshot };
+      // The history goes into the round checkpoint as JSON: without the snapshot's pixel planes.
+      history.push({ ...report, snapshot: undefined });
       roundsDone = r + 1;
       if (lastDir !== undefined) {
         const extra: CheckpointExtra = { kind: 'purify-adaptation', fingerprint, roundsDone, history, policy: policy ?? null, pending, severity };

@@ -43,5 +43,5 @@ export {
 export type { AppearanceOptions, CurveOptions, ImageArray, IntensityCurve, SpatialOptions, SpatialTransform, TrainingSample } from './augment';
 
 // PNG figures.
-export { LABEL_COLORS, PngError, encodePng, grayscaleImage, heatColor, labelColor, overlayImage, tileHorizontally, writePng } from './png';
+export { LABEL_COLORS, PngError, encodePng, enlargeImage, grayscaleImage, heatColor, labelColor, overlayImage, tileHorizontally, writePng } from './png';
 export type { GrayscaleOptions, OverlayOptions, RgbaImage, SliceInput } from './png';

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
-import { LABEL_COLORS, PngError, grayscaleImage, heatColor, overlayImage, tileHorizontally, writePng } from './png';
+import { LABEL_COLORS, PngError, enlargeImage, grayscaleImage, heatColor, overlayImage, tileHorizontally, writePng } from './png';
 
 const dir = mkdtempSync(join(tmpdir(), 'png-'));
 
@@ -38,6 +38,19 @@ describe('png', () => {
     // row 0: white, white, gap (9), black, black; row 1: background under panel a
     expect(Array.from({ length: 5 }, (_, x) => png.data[4 * x])).toEqual([255, 255, 9, 0, 0]);
     expect(Array.from({ length: 5 }, (_, x) => png.data[4 * (5 + x)])).toEqual([9, 9, 9, 0, 0]);
+  });
+
+  it('enlarges by an integer factor, nearest neighbour', () => {
+    // 1×2 image [white, black] × 3 → 3×6: every row white, white, white, black, black, black
+    const e = enlargeImage(grayscaleImage({ data: [1, 0], shape: [1, 2] }), 3);
+    expect([e.width, e.height]).toEqual([6, 3]);
+    for (let y = 0; y < 3; y++) expect(Array.from({ length: 6 }, (_, x) => e.data[4 * (y * 6 + x)])).toEqual([255, 255, 255, 0, 0, 0]);
+    const one = grayscaleImage({ data: [0.5], shape: [1, 1] });
+    expect(enlargeImage(one, 1)).toBe(one);
+  });
+
+  it.each([0, 1.5, -2])('refuses the enlargement factor %p', (k) => {
+    expect(() => enlargeImage(grayscaleImage({ data: [0], shape: [1, 1] }), k)).toThrow(new PngError(`enlargement factor must be an integer ≥ 1, got ${k}`));
   });
 
   it('rejects a label map of the wrong size', () => {

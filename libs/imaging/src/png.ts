@@ -156,6 +156,22 @@ export function tileHorizontally(panels: readonly RgbaImage[], options: { gap?: 
 }
 
 /** PNG bytes of an RGBA raster. */
+/** Nearest-neighbour enlargement by an integer factor ≥ 1 (small slices stay readable). */
+export function enlargeImage(image: RgbaImage, k: number): RgbaImage {
+  if (!(Number.isInteger(k) && k >= 1)) throw new PngError(`enlargement factor must be an integer ≥ 1, got ${k}`);
+  if (k === 1) return image;
+  const width = image.width * k;
+  const height = image.height * k;
+  const data = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (Math.floor(y / k) * image.width + Math.floor(x / k)) * 4;
+      data.set(image.data.subarray(from, from + 4), (y * width + x) * 4);
+    }
+  }
+  return { width, height, data };
+}
+
 export function encodePng(image: RgbaImage): Uint8Array {
   if (image.data.length !== image.width * image.height * 4) throw new PngError(`RGBA data has ${image.data.length} bytes, ${image.width}×${image.height} needs ${image.width * image.height * 4}`);
   const png = new PNG({ width: image.width, height: image.height });

@@ -16,9 +16,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { JobSpec, JobState, type Job, type JobEvent } from '@purify/proto';
+import { JobSpec, JobState, type Job, type JobEvent, type RoundSnapshot as RoundSnapshotMessage } from '@purify/proto';
 import { ErrorCode, PurifyError, serviceMetrics, type Logger } from '@purify/runtime';
-import type { RoundReport, StepReport, WeightStatistics } from '@purify/adaptation';
+import type { RoundReport, RoundSnapshot, StepReport, WeightStatistics } from '@purify/adaptation';
 import { checkSpec, type CheckedSpec } from './job-spec';
 import { runJob, type RunnerSettings } from './job-runner';
 import { JobStore } from './job-store';
@@ -298,7 +298,7 @@ export class JobManager {
             this.save(e);
             this.emit(e, {
               $case: 'round',
-              round: { round: r.round, metrics: job.metrics, timingsMs: { ...r.timingsMs }, teacherModel: r.teacher, policy: r.policy },
+              round: { round: r.round, metrics: job.metrics, timingsMs: { ...r.timingsMs }, teacherModel: r.teacher, policy: r.policy, snapshot: snapshotMessage(r.snapshot) },
             });
           },
         },
@@ -332,4 +332,11 @@ export class JobManager {
       e.abort = undefined;
     }
   }
+}
+
+/** A round's snapshot planes as the proto message (raw little-endian bytes, no copy). */
+function snapshotMessage(s: RoundSnapshot | undefined): RoundSnapshotMessage | undefined {
+  if (s === undefined) return undefined;
+  const bytes = (a: Float32Array | Uint8Array): Buffer => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+  return { caseId: s.caseId, slice: s.slice, height: s.height, width: s.width, image: bytes(s.image), pseudoLabel: bytes(s.pseudoLabel), reliability: bytes(s.reliability), weights: bytes(s.weights), prediction: bytes(s.prediction) };
 }

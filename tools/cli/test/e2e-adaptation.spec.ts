@@ -57,7 +57,13 @@ describe('end to end: purify demo with rl across the four services', () => {
     }
     expect(dice['rl']!).toBeGreaterThan(dice['source-only']!);
     // The report and the adapted model's provenance exist; the services are gone.
-    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| rl \|/);
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(report).toMatch(/\| rl \|/);
     expect(existsSync(join(out, 'report.html'))).toBe(true);
+    // Each rl round's figure of one target training slice (image | pseudo-label | reliability | weights | prediction), and the last in the report.
+    const summary = JSON.parse(readFileSync(join(out, 'ct-mr', 's1', 'rl', 'job', 'summary.json'), 'utf8')) as { rounds: unknown[]; figures: { round: number; file: string }[] };
+    expect(summary.figures.map((f) => f.round)).toEqual(summary.rounds.map((_, i) => i + 1));
+    for (const f of summary.figures) expect(existsSync(join(out, 'ct-mr', 's1', 'rl', 'job', f.file))).toBe(true);
+    expect(report).toContain(`(ct-mr/s1/rl/job/round-${summary.figures.length}.png)`);
   }, 1_800_000);
 });

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
 import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
-import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent } from '@purify/proto';
+import { enlargeImage, overlayImage, percentiles, tileHorizontally, writePng } from '@purify/imaging';
+import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
 import { createClient, unaryCall } from '@purify/runtime';
 import { CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
@@ -190,7 +191,44 @@ export interface AdaptSummary {
   readonly rounds: readonly { round: number; metrics: Record<string, number>; timingsMs: Record<string, number> }[];
   /** Supervision-weight histogram (10 bins over [0, 1]) and mean per round. */
   readonly weights: readonly { round: number; mean: number; zeroFraction: number; histogram: number[] }[];
+  /** Per round, the figure of one target training slice ({@link writeRoundFigure}), a file in the run folder. */
+  readonly figures?: readonly { round: number; file: string; caseId: string; slice: number }[];
   readonly wallMs: number;
+}
+
+/** Panels of {@link writeRoundFigure}, left to right. */
+export const ROUND_FIGURE_PANELS = ['image', 'pseudo-label', 'reliability', 'weights', 'prediction'] as const;
+
+/**
+ * `round-<r>.png`: what round r did to one target training slice — image;
+ * the teacher's pseudo-label; its reliability (blue 0 → red 1); the
+ * supervision weights (same scale); the student's prediction after the
+ * round. Label-free: the trainer sends no target label. Returns the file name.
+ */
+export function writeRoundFigure(dir: string, round: number, s: RoundSnapshot): string {
+  const n = s.height * s.width;
+  const floats = (b: Uint8Array, what: string): Float32Array => {
+    if (b.byteLength !== 4 * n) throw new CliError(`round ${round} snapshot: ${what} has ${b.byteLength} bytes, expected ${4 * n} for ${s.height}×${s.width} float32`);
+    return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  };
+  const labels = (b: Uint8Array, what: string): Uint8Array => {
+    if (b.byteLength !== n) throw new CliError(`round ${round} snapshot: ${what} has ${b.byteLength} bytes, expected ${n} for ${s.height}×${s.width} uint8`);
+    return b;
+  };
+  const image = { data: floats(s.image, 'the image'), shape: [s.height, s.width] as [number, number] };
+  const [lo, hi] = percentiles(image.data, [1, 99]) as [number, number];
+  const range = { min: lo, max: hi > lo ? hi : lo + 1 };
+  const k = Math.max(1, Math.ceil(192 / Math.max(s.height, s.width)));
+  const panels = [
+    overlayImage(image, range),
+    overlayImage(image, { ...range, labels: labels(s.pseudoLabel, 'the pseudo-label') }),
+    overlayImage(image, { ...range, heat: floats(s.reliability, 'the reliability map'), heatAlpha: 0.6 }),
+    overlayImage(image, { ...range, heat: floats(s.weights, 'the weight map'), heatAlpha: 0.6 }),
+    overlayImage(image, { ...range, labels: labels(s.prediction, 'the prediction') }),
+  ].map((p) => enlargeImage(p, k));
+  const file = `round-${round}.png`;
+  writePng(join(dir, file), tileHorizontally(panels, { gap: 4 }));
+  return file;
 }
 
 /** Submits (or reattaches to) an adaptation job, follows it to the end, and writes the summary. */
@@ -226,11 +264,14 @@ export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
     const bar = new Progress(`adapt ${opts.method}`, rounds * steps, opts.json);
     const roundEvents = new Map<number, RoundEvent>();
     const weightEvents = new Map<number, AdaptSummary['weights'][number]>();
+    const figures = new Map<number, NonNullable<AdaptSummary['figures']>[number]>();
     await follow(client, jobId, (e) => {
       const ev = e.event;
       if (ev?.$case === 'step') bar.update((ev.step.round - 1) * steps + ev.step.step, `round ${ev.step.round}/${rounds} loss ${ev.step.loss.toFixed(3)}`);
       else if (ev?.$case === 'round') {
         roundEvents.set(ev.round.round, ev.round);
+        const snap = ev.round.snapshot;
+        if (snap !== undefined) figures.set(ev.round.round, { round: ev.round.round, file: writeRoundFigure(out, ev.round.round, snap), caseId: snap.caseId, slice: snap.slice });
         const dice = ev.round.metrics.find((m) => m.name === 'source_val_dice');
         if (!opts.json) process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}round ${ev.round.round}: source-val Dice ${dice ? dice.value.toFixed(3) : '-'}\n`);
       } else if (ev?.$case === 'weights') {
@@ -250,6 +291,7 @@ export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
       metrics: job.metrics.map((m) => ({ name: m.name, value: m.value, split: m.split })),
       rounds: ordered.map((r) => ({ round: r.round, metrics: Object.fromEntries(r.metrics.map((m) => [m.name, m.value])), timingsMs: r.timingsMs, teacher: r.teacherModel ?? null, policy: r.policy ?? null })),
       weights: [...weightEvents.values()].sort((a, b) => a.round - b.round),
+      figures: [...figures.values()].sort((a, b) => a.round - b.round),
       wallMs: Date.now() - started,
     };
     writeJsonAtomic(join(out, 'summary.json'), summary);

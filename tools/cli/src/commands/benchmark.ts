@@ -13,7 +13,7 @@ import { defaultNormalization, gitCommit, trainSourceModel, type AugmentLevel } 
 import { CliError, intArg, output } from '../cli-util';
 import { launchServices, type Launch } from '../launcher';
 import { Progress, formatSeconds } from '../progress';
-import { runAdapt, type AdaptSummary } from './adapt';
+import { ROUND_FIGURE_PANELS, runAdapt, type AdaptSummary } from './adapt';
 import { evaluatePaths } from './evaluate';
 
 /**
@@ -425,6 +425,12 @@ function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodR
     }
     for (const seed of o.seeds) {
       if (existsSync(join(out, `overlay-${benchmark}-s${seed}.png`))) report.image(`overlay-${benchmark}-s${seed}.png`, `image | ground truth (evaluation only) | ${o.methods.join(' | ')} — seed ${seed}`);
+    }
+    // What the last round of `rule` and `rl` did to one target training slice (label-free; written by `purify adapt`).
+    for (const r of rows.filter((x) => (x.method === 'rl' || x.method === 'rule') && (x.adapt?.figures?.length ?? 0) > 0)) {
+      const f = r.adapt!.figures![r.adapt!.figures!.length - 1]!;
+      const file = join(benchmark, `s${r.seed}`, r.method, 'job', f.file);
+      if (existsSync(join(out, file))) report.image(file, `${r.method}, seed ${r.seed}, round ${f.round}: ${ROUND_FIGURE_PANELS.join(' | ')} — target training case ${f.caseId}, slice ${f.slice} (reliability and weights: blue 0 → red 1)`);
     }
   }
   const sources = readdirSync(out).filter((f) => /^source-s\d+\.json$/.test(f));

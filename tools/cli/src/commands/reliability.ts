@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import type { ClientDuplexStream, ServiceError } from '@grpc/grpc-js';
 import { writeJsonAtomic } from '@purify/artifacts';
-import { makeVolume, overlayImage, percentiles, readNifti, tileHorizontally, writeNifti, writePng, type RgbaImage, type Volume } from '@purify/imaging';
+import { enlargeImage, makeVolume, overlayImage, percentiles, readNifti, tileHorizontally, writeNifti, writePng, type Volume } from '@purify/imaging';
 import {
   BorderMode,
   DType,
@@ -152,18 +152,6 @@ function figureSlices(pseudo: Float32Array, shape: readonly [number, number, num
     .sort((a, b) => a - b);
 }
 
-/** Nearest-neighbour enlargement by an integer factor (small slices stay readable). */
-function enlarge(image: RgbaImage, k: number): RgbaImage {
-  if (k === 1) return image;
-  const width = image.width * k;
-  const height = image.height * k;
-  const data = new Uint8Array(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) data.set(image.data.subarray(((Math.floor(y / k) * image.width) + Math.floor(x / k)) * 4, ((Math.floor(y / k) * image.width) + Math.floor(x / k)) * 4 + 4), (y * width + x) * 4);
-  }
-  return { width, height, data };
-}
-
 /**
  * One figure per slice, panels left to right: image; pseudo-label (whole-image
  * argmax); composed prediction (stitched anchor patches); reliability heat map
@@ -187,7 +175,7 @@ function writeFigures(dir: string, volume: Volume, maps: Map<MapKind, Float32Arr
         overlayImage(image, { ...range, labels: sliceOf(maps.get(MapKind.MAP_KIND_COMPOSED_LABEL) as Float32Array, s) }),
         overlayImage(image, { ...range, heat: rel, heatAlpha: 0.6 }),
         overlayImage(image, { ...range, heat: rel, heatAlpha: 0.6, gridStep: stride }),
-      ].map((p) => enlarge(p, k)),
+      ].map((p) => enlargeImage(p, k)),
       { gap: 6 },
     );
     const file = join(dir, `slice-${String(s).padStart(3, '0')}.png`);

@@ -339,12 +339,48 @@ export interface RoundEvent {
    */
   timingsMs: { [key: string]: number };
   teacherModel?: ModelRef | undefined;
-  policy?: PolicyRef | undefined;
+  policy?:
+    | PolicyRef
+    | undefined;
+  /**
+   * One target training slice as this round supervised it (pseudo-label
+   * methods only; absent for source-only and the oracle).
+   */
+  snapshot?: RoundSnapshot | undefined;
 }
 
 export interface RoundEvent_TimingsMsEntry {
   key: string;
   value: number;
+}
+
+/**
+ * What a round did to one target slice: the image, the teacher's pseudo-label,
+ * its reliability, the supervision weights and the student's prediction after
+ * the round's training. Row-major [height, width] planes, little-endian.
+ */
+export interface RoundSnapshot {
+  /**
+   * The target training case and the axial slice shown (the one with the most
+   * pseudo-label foreground).
+   */
+  caseId: string;
+  slice: number;
+  height: number;
+  width: number;
+  /** float32: the preprocessed image. */
+  image: Buffer;
+  /** uint8 class indices. */
+  pseudoLabel: Buffer;
+  /**
+   * float32 in [0, 1]: the region reliability score under each pixel (`rule`,
+   * `rl`), else the teacher's max class probability.
+   */
+  reliability: Buffer;
+  /** float32 in [0, 1]: the pixel supervision weights of the target term. */
+  weights: Buffer;
+  /** uint8 class indices: the student after this round's training. */
+  prediction: Buffer;
 }
 
 export interface JobEvent {
@@ -2359,7 +2395,7 @@ export const WeightStats: MessageFns<WeightStats> = {
 };
 
 function createBaseRoundEvent(): RoundEvent {
-  return { round: 0, metrics: [], timingsMs: {}, teacherModel: undefined, policy: undefined };
+  return { round: 0, metrics: [], timingsMs: {}, teacherModel: undefined, policy: undefined, snapshot: undefined };
 }
 
 export const RoundEvent: MessageFns<RoundEvent> = {
@@ -2378,6 +2414,9 @@ export const RoundEvent: MessageFns<RoundEvent> = {
     }
     if (message.policy !== undefined) {
       PolicyRef.encode(message.policy, writer.uint32(42).fork()).join();
+    }
+    if (message.snapshot !== undefined) {
+      RoundSnapshot.encode(message.snapshot, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2438,6 +2477,14 @@ export const RoundEvent: MessageFns<RoundEvent> = {
             message.policy = PolicyRef.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.snapshot = RoundSnapshot.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2487,6 +2534,7 @@ export const RoundEvent: MessageFns<RoundEvent> = {
         ? ModelRef.fromJSON(object.teacher_model)
         : undefined,
       policy: isSet(object.policy) ? PolicyRef.fromJSON(object.policy) : undefined,
+      snapshot: isSet(object.snapshot) ? RoundSnapshot.fromJSON(object.snapshot) : undefined,
     };
   },
 
@@ -2513,6 +2561,9 @@ export const RoundEvent: MessageFns<RoundEvent> = {
     if (message.policy !== undefined) {
       obj.policy = PolicyRef.toJSON(message.policy);
     }
+    if (message.snapshot !== undefined) {
+      obj.snapshot = RoundSnapshot.toJSON(message.snapshot);
+    }
     return obj;
   },
 
@@ -2537,6 +2588,9 @@ export const RoundEvent: MessageFns<RoundEvent> = {
       : undefined;
     message.policy = (object.policy !== undefined && object.policy !== null)
       ? PolicyRef.fromPartial(object.policy)
+      : undefined;
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? RoundSnapshot.fromPartial(object.snapshot)
       : undefined;
     return message;
   },
@@ -2623,6 +2677,221 @@ export const RoundEvent_TimingsMsEntry: MessageFns<RoundEvent_TimingsMsEntry> = 
     const message = createBaseRoundEvent_TimingsMsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseRoundSnapshot(): RoundSnapshot {
+  return {
+    caseId: "",
+    slice: 0,
+    height: 0,
+    width: 0,
+    image: Buffer.alloc(0),
+    pseudoLabel: Buffer.alloc(0),
+    reliability: Buffer.alloc(0),
+    weights: Buffer.alloc(0),
+    prediction: Buffer.alloc(0),
+  };
+}
+
+export const RoundSnapshot: MessageFns<RoundSnapshot> = {
+  encode(message: RoundSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.caseId !== "") {
+      writer.uint32(10).string(message.caseId);
+    }
+    if (message.slice !== 0) {
+      writer.uint32(16).uint32(message.slice);
+    }
+    if (message.height !== 0) {
+      writer.uint32(24).uint32(message.height);
+    }
+    if (message.width !== 0) {
+      writer.uint32(32).uint32(message.width);
+    }
+    if (message.image.length !== 0) {
+      writer.uint32(42).bytes(message.image);
+    }
+    if (message.pseudoLabel.length !== 0) {
+      writer.uint32(50).bytes(message.pseudoLabel);
+    }
+    if (message.reliability.length !== 0) {
+      writer.uint32(58).bytes(message.reliability);
+    }
+    if (message.weights.length !== 0) {
+      writer.uint32(66).bytes(message.weights);
+    }
+    if (message.prediction.length !== 0) {
+      writer.uint32(74).bytes(message.prediction);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RoundSnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRoundSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.caseId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.slice = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.height = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.width = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.image = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.pseudoLabel = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.reliability = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.weights = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.prediction = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): RoundSnapshot {
+    return {
+      caseId: isSet(object.caseId)
+        ? globalThis.String(object.caseId)
+        : isSet(object.case_id)
+        ? globalThis.String(object.case_id)
+        : "",
+      slice: isSet(object.slice) ? globalThis.Number(object.slice) : 0,
+      height: isSet(object.height) ? globalThis.Number(object.height) : 0,
+      width: isSet(object.width) ? globalThis.Number(object.width) : 0,
+      image: isSet(object.image) ? Buffer.from(bytesFromBase64(object.image)) : Buffer.alloc(0),
+      pseudoLabel: isSet(object.pseudoLabel)
+        ? Buffer.from(bytesFromBase64(object.pseudoLabel))
+        : isSet(object.pseudo_label)
+        ? Buffer.from(bytesFromBase64(object.pseudo_label))
+        : Buffer.alloc(0),
+      reliability: isSet(object.reliability) ? Buffer.from(bytesFromBase64(object.reliability)) : Buffer.alloc(0),
+      weights: isSet(object.weights) ? Buffer.from(bytesFromBase64(object.weights)) : Buffer.alloc(0),
+      prediction: isSet(object.prediction) ? Buffer.from(bytesFromBase64(object.prediction)) : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: RoundSnapshot): unknown {
+    const obj: any = {};
+    if (message.caseId !== "") {
+      obj.caseId = message.caseId;
+    }
+    if (message.slice !== 0) {
+      obj.slice = Math.round(message.slice);
+    }
+    if (message.height !== 0) {
+      obj.height = Math.round(message.height);
+    }
+    if (message.width !== 0) {
+      obj.width = Math.round(message.width);
+    }
+    if (message.image.length !== 0) {
+      obj.image = base64FromBytes(message.image);
+    }
+    if (message.pseudoLabel.length !== 0) {
+      obj.pseudoLabel = base64FromBytes(message.pseudoLabel);
+    }
+    if (message.reliability.length !== 0) {
+      obj.reliability = base64FromBytes(message.reliability);
+    }
+    if (message.weights.length !== 0) {
+      obj.weights = base64FromBytes(message.weights);
+    }
+    if (message.prediction.length !== 0) {
+      obj.prediction = base64FromBytes(message.prediction);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<RoundSnapshot>, I>>(base?: I): RoundSnapshot {
+    return RoundSnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RoundSnapshot>, I>>(object: I): RoundSnapshot {
+    const message = createBaseRoundSnapshot();
+    message.caseId = object.caseId ?? "";
+    message.slice = object.slice ?? 0;
+    message.height = object.height ?? 0;
+    message.width = object.width ?? 0;
+    message.image = object.image ?? Buffer.alloc(0);
+    message.pseudoLabel = object.pseudoLabel ?? Buffer.alloc(0);
+    message.reliability = object.reliability ?? Buffer.alloc(0);
+    message.weights = object.weights ?? Buffer.alloc(0);
+    message.prediction = object.prediction ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -3008,6 +3277,14 @@ export const TrainerServiceClient = makeGenericClientConstructor(
   service: typeof TrainerServiceService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
