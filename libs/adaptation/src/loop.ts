@@ -311,7 +311,7 @@ interface RoundTargets {
   readonly meanReliability: number | undefined;
   readonly decisionIds: string[];
   /** The first target case's slice, before the round's training (the prediction is added after it). */
-  readonly snapshot?: { readonly volume: SliceVolume; readonly planes: Omit<RoundSnapshot, 'prediction'> } | undefined;
+  readonly snapshot?: Omit<RoundSnapshot, 'prediction'> | undefined;
 }
 
 /** The slice of `label` (`[z, h, w]`) with the most foreground; the lowest such index on ties. */
@@ -327,11 +327,16 @@ export function busiestSlice(label: Uint8Array, shape: readonly [number, number,
   return best;
 }
 
-/** The snapshot planes of slice `s` of one target volume. */
+/** Slice `s` (a copy) of a `[z, h, w]` array with `h·w = n` pixels per slice. */
+function planeOf<T extends Float32Array | Uint8Array>(a: T, s: number, n: number): T {
+  return a.slice(s * n, (s + 1) * n) as T;
+}
+
+/** The snapshot planes of one target volume, on its busiest pseudo-label slice. */
 function snapshotPlanes(v: SliceVolume, label: Uint8Array, reliability: Float32Array, weights: Float32Array): Omit<RoundSnapshot, 'prediction'> {
   const [, h, w] = v.shape;
   const s = busiestSlice(label, v.shape);
-  const plane = <T extends Float32Array | Uint8Array>(a: T): T => a.slice(s * h * w, (s + 1) * h * w) as T;
+  const plane = <T extends Float32Array | Uint8Array>(a: T): T => planeOf(a, s, h * w);
   return { caseId: v.id, slice: s, height: h, width: w, image: plane(v.image), pseudoLabel: plane(label), reliability: plane(reliability), weights: plane(weights) };
 }
 
@@ -381,15 +386,14 @@ function targetSlices(v: SliceVolume, label: Uint8Array, weights: Float32Array):
   return out;
 }
 
-/** The snapshot's slice of a `[z, h, w]` label map. */
-function plane(labels: Uint8Array, at: { readonly slice: number; readonly height: number; readonly width: number }): Uint8Array {
-  const n = at.height * at.width;
-  return labels.slice(at.slice * n, (at.slice + 1) * n);
+/** Argmax labels of `model` on `image` `[z, h, w]`. */
+function labelsOfImage(model: SegModel, image: Float32Array, shape: readonly [number, number, number]): Uint8Array {
+  const [z, h, w] = shape;
+  return argmaxLabels(channelsFirst(predictSlices(model, image, shape), z * h * w, model.config.numClasses), model.config.numClasses, shape);
 }
 
 function labelsOf(model: SegModel, v: SliceVolume): Uint8Array {
-  const [z, h, w] = v.shape;
-  return argmaxLabels(channelsFirst(predictSlices(model, v.image, v.shape), z * h * w, model.config.numClasses), model.config.numClasses, v.shape);
+  return labelsOfImage(model, v.image, v.shape);
 }
 
 const mean = (xs: readonly number[]): number => (xs.length === 0 ? Number.NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
@@ -525,7 +529,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           weights = gatedRegionPixelWeights(regionWeights, scored.regionIndex, scored.maxProbability, h.pixelGate);
           if (snapshot === undefined) reliability = Float32Array.from(scored.regionIndex, (r) => scored.scores[r] as number);
         }
-        if (snapshot === undefined && reliability !== undefined) snapshot = { volume: v, planes: snapshotPlanes(v, label, reliability, weights) };
+        if (snapshot === undefined && reliability !== undefined) snapshot = snapshotPlanes(v, label, reliability, weights);
         pseudo.set(v.id, label);
         weightMaps.push(weights);
         slices.push(...targetSlices(v, label, weights));
@@ -736,8 +740,9 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           await timer.time('feedback', updatePolicy);
         }
       }
-      const snapshot: RoundSnapshot | undefined =
-        targets.snapshot === undefined ? undefined : { ...targets.snapshot.planes, prediction: plane(labelsOf(student, targets.snapshot.volume), targets.snapshot.planes) };
+      // The student's prediction of the snapshot's one slice (2D per slice, so the same as in its volume).
+      const shot = targets.snapshot;
+      const snapshot: RoundSnapshot | undefined = shot === undefined ? undefined : { ...shot, prediction: labelsOfImage(student, shot.image, [1, shot.height, shot.width]) };
       const report: RoundReport = { round: r + 1, metrics, timingsMs: timer.ms, teacher, policy, weights: stats, snapshot };
       // The history goes into the round checkpoint as JSON: without the snapshot's pixel planes.
       history.push({ ...report, snapshot: undefined });

@@ -166,12 +166,16 @@ inline int64_t partBegin(int64_t total, int t, int parts) { return total * t / p
 // Element-wise work splits into parts of at least this many floats (512 KiB).
 constexpr int64_t kElementGrain = int64_t{1} << 17;
 
-// fn(begin, end) over [0, n) split into at most the caller's thread count of
-// parts of at least `grain` items, every boundary a multiple of `align`.
+// fn(begin, end) over [0, n) split into elementParts(n, n / align) parts,
+// every boundary a multiple of `align`.
+// Parts for element-wise work of n items in `units` indivisible units: at most
+// the caller's thread count, at least kElementGrain items each.
+int elementParts(int64_t n, int64_t units) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({kernelThreads, n / kElementGrain, units}))); }
+
 template <typename Fn>
-void parallelFor(int64_t n, int64_t grain, int64_t align, Fn fn) {
+void parallelFor(int64_t n, int64_t align, Fn fn) {
   const int64_t units = n / align;
-  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({kernelThreads, n / grain, units})));
+  const int parts = elementParts(n, units);
   if (parts == 1) {
     fn(int64_t{0}, n);
     return;
@@ -248,12 +252,15 @@ void col2imAdd(const float* col, const Geometry& g, int64_t p0, int64_t rows, in
   }
 }
 
-thread_local std::vector<float> scratch;
-
-float* scratchOf(size_t n) {
-  if (scratch.size() < n) scratch.resize(n);
-  return scratch.data();
+// Scratch buffers kept per thread between calls: `buf` grown to at least n floats.
+float* grown(std::vector<float>& buf, size_t n) {
+  if (buf.size() < n) buf.resize(n);
+  return buf.data();
 }
+
+thread_local std::vector<float> scratch;  // im2col columns
+
+float* scratchOf(size_t n) { return grown(scratch, n); }
 
 double convFlops(const Geometry& g) { return 2.0 * static_cast<double>(g.n * g.oh * g.ow) * static_cast<double>(g.k() * g.co); }
 
@@ -310,8 +317,7 @@ void padRows(const float* x, const Geometry& g, const Padded& p, int64_t r0, int
 thread_local std::vector<float> padScratch;
 
 const float* padInput(const float* x, const Geometry& g, const Padded& p, int parts) {
-  if (padScratch.size() < static_cast<size_t>(p.size(g))) padScratch.resize(static_cast<size_t>(p.size(g)));
-  float* out = padScratch.data();
+  float* out = grown(padScratch, static_cast<size_t>(p.size(g)));
   const int64_t rows = g.n * p.hp;
   Pool::get().run(parts, [&](int t) { padRows(x, g, p, partBegin(rows, t, parts), partBegin(rows, t + 1, parts), out); });
   return out;
@@ -395,6 +401,23 @@ void filterRow(const float* x, int64_t step, const int64_t* offs, int64_t K, con
   }
 }
 
+// A filter gradient split over `parts`: fn(t, acc) sums part t into its own
+// zeroed buffer of `size` floats (part 0's is dw), and the others are then
+// added into dw in part order.
+template <typename Fn>
+void sumOverParts(int parts, int64_t size, float* dw, Fn fn) {
+  std::vector<float> partial(static_cast<size_t>((parts - 1) * size));
+  Pool::get().run(parts, [&](int t) {
+    float* acc = t == 0 ? dw : partial.data() + (t - 1) * size;
+    std::memset(acc, 0, static_cast<size_t>(size) * sizeof(float));
+    fn(t, acc);
+  });
+  for (int t = 1; t < parts; t++) {
+    const float* src = partial.data() + (t - 1) * size;
+    for (int64_t i = 0; i < size; i++) dw[i] += src[i];
+  }
+}
+
 // y = relu?(conv(x, w) + bias) by the direct kernel, split by output row.
 void conv2dDirect(const float* x, const float* w, const float* bias, bool relu, float* y, const Geometry& g) {
   const Padded p(g);
@@ -418,19 +441,12 @@ void conv2dBackpropFilterDirect(const float* x, const float* dy, float* dw, cons
   const int parts = partsFor(convFlops(g));
   const float* xp = padInput(x, g, p, parts);
   const std::vector<int64_t> offs = tapOffsets(g, p);
-  std::vector<float> partial(static_cast<size_t>((parts - 1) * kc));
-  Pool::get().run(parts, [&](int t) {
-    float* acc = t == 0 ? dw : partial.data() + (t - 1) * kc;
-    std::memset(acc, 0, static_cast<size_t>(kc) * sizeof(float));
+  sumOverParts(parts, kc, dw, [&](int t, float* acc) {
     for (int64_t r = partBegin(rows, t, parts); r < partBegin(rows, t + 1, parts); r++) {
       const int64_t n = r / g.oh, oy = r % g.oh;
       filterRow(xp + p.base(g, n, oy, 0), g.sw * g.ci, offs.data(), g.k(), dy + r * g.ow * g.co, g.co, g.ow, acc);
     }
   });
-  for (int t = 1; t < parts; t++) {
-    const float* src = partial.data() + (t - 1) * kc;
-    for (int64_t i = 0; i < kc; i++) dw[i] += src[i];
-  }
 }
 
 // A stride-1 convolution's input gradient is a stride-1 convolution of dy
@@ -445,8 +461,7 @@ thread_local std::vector<float> flipScratch;
 
 // dx by the direct kernel: w'[(a, b, o), i] = w[(KH-1-a, KW-1-b, i), o].
 void conv2dBackpropInputDirect(const float* dy, const float* w, float* dx, const Geometry& g, const Geometry& t) {
-  if (flipScratch.size() < static_cast<size_t>(g.k() * g.co)) flipScratch.resize(static_cast<size_t>(g.k() * g.co));
-  float* wt = flipScratch.data();
+  float* wt = grown(flipScratch, static_cast<size_t>(g.k() * g.co));
   for (int64_t a = 0; a < g.kh; a++)
     for (int64_t b = 0; b < g.kw; b++)
       for (int64_t i = 0; i < g.ci; i++)
@@ -606,10 +621,7 @@ void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const Geom
   const int64_t k = g.k(), co = g.co, total = g.n * g.oh * g.ow;
   const int parts = partsFor(convFlops(g));
   const int64_t chunk = std::min(chunkRows(g), g.oh * g.ow);
-  std::vector<float> partial(static_cast<size_t>((parts - 1) * k * co));
-  Pool::get().run(parts, [&](int t) {
-    float* acc = t == 0 ? dw : partial.data() + (t - 1) * k * co;
-    std::memset(acc, 0, static_cast<size_t>(k * co) * sizeof(float));
+  sumOverParts(parts, k * co, dw, [&](int t, float* acc) {
     const int64_t begin = partBegin(total, t, parts), end = partBegin(total, t + 1, parts);
     if (g.pointwise()) {
       if (end > begin) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.ci, co, end - begin, 1.f, x + begin * g.ci, g.ci, dy + begin * co, co, 0.f, acc, co);
@@ -621,16 +633,12 @@ void conv2dBackpropFilter(const float* x, const float* dy, float* dw, const Geom
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, co, rows, 1.f, col, k, dy + (n * g.oh * g.ow + p0) * co, co, 1.f, acc, co);
     });
   });
-  for (int t = 1; t < parts; t++) {
-    const float* src = partial.data() + (t - 1) * k * co;
-    for (int64_t i = 0; i < k * co; i++) dw[i] += src[i];
-  }
 }
 
 // out[j] = Σ_i x[i*cols + j], float64 accumulators (a bias gradient).
 // Split by rows: each part sums into its own accumulators, added in order.
 void columnSums(const float* x, int64_t rows, int64_t cols, float* out, double scale) {
-  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({kernelThreads, rows * cols / kElementGrain, rows})));
+  const int parts = elementParts(rows * cols, rows);
   std::vector<double> acc(static_cast<size_t>(parts * cols), 0.0);
   Pool::get().run(parts, [&](int t) {
     double* a = acc.data() + t * cols;
@@ -903,7 +911,7 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   if (throwIf(env, no != big || small != wantSmall, "operand sizes " + std::to_string(na) + ", " + std::to_string(nb) + " and out " + std::to_string(no) + " do not fit pattern " + std::to_string(pattern))) return nullptr;
   const int64_t n = static_cast<int64_t>(no);
   const int64_t align = pattern == kBInner || pattern == kAInner ? inner : 1;
-  parallelFor(n, kElementGrain, align, [&](int64_t begin, int64_t end) {
+  parallelFor(n, align, [&](int64_t begin, int64_t end) {
     // The operand(s) of the output's size move with the part; a per-channel vector or scalar does not.
     const float* pa = pattern == kAInner || pattern == kAScalar ? a : a + begin;
     const float* pb = pattern == kBInner || pattern == kBScalar ? b : b + begin;
@@ -931,7 +939,7 @@ napi_value Unary(napi_env env, napi_callback_info info) {
   size_t nx = 0, no = 0;
   if (!floatArg(env, argv[1], "x", &x, &nx) || !floatArg(env, argv[2], "out", &out, &no)) return nullptr;
   if (throwIf(env, nx != no, "x has " + std::to_string(nx) + " elements and out " + std::to_string(no) + "; they must match")) return nullptr;
-  parallelFor(static_cast<int64_t>(nx), kElementGrain, 1, [&](int64_t begin, int64_t end) { unaryLoop(op, x + begin, out + begin, end - begin, static_cast<float>(alpha)); });
+  parallelFor(static_cast<int64_t>(nx), 1, [&](int64_t begin, int64_t end) { unaryLoop(op, x + begin, out + begin, end - begin, static_cast<float>(alpha)); });
   return nullptr;
 }
 
@@ -953,7 +961,7 @@ napi_value StridedCopy(napi_env env, napi_callback_info info) {
   if (count == 0 || run == 0) return nullptr;
   const bool fits = so + (count - 1) * ss + run <= static_cast<int64_t>(ns) && dO + (count - 1) * ds + run <= static_cast<int64_t>(nd);
   if (throwIf(env, !fits, "the runs reach past src (" + std::to_string(ns) + " elements) or dst (" + std::to_string(nd) + ")")) return nullptr;
-  parallelFor(count * run, kElementGrain, run, [&](int64_t begin, int64_t end) {
+  parallelFor(count * run, run, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin / run; i < end / run; i++) std::memcpy(dst + dO + i * ds, src + so + i * ss, static_cast<size_t>(run) * sizeof(float));
   });
   return nullptr;

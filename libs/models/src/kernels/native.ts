@@ -78,7 +78,7 @@ export function nativeModeFrom(value: string | undefined): NativeMode {
   throw new Error(`PURIFY_NATIVE_KERNELS must be auto, off or require, got '${value}'`);
 }
 
-/** BLAS threads per process (`PURIFY_BLAS_THREADS`, default 1: the data-parallel workers are what use the other core). */
+/** BLAS threads per process (`PURIFY_BLAS_THREADS`, default 1: the other cores come from the kernel threads and the data-parallel workers). */
 export function blasThreadsFrom(value: string | undefined): number {
   if (value == null || value.trim() === '') return 1;
   const n = Number(value);
