@@ -95,7 +95,7 @@ async function recordReads(work: () => Promise<void>): Promise<string[]> {
   return seen;
 }
 
-async function runJob(method: Method): Promise<{ warnings: readonly string[]; guardReads: readonly string[] }> {
+async function runJob(method: Method, adabn = false): Promise<{ warnings: readonly string[]; guardReads: readonly string[] }> {
   const data = await loadJobData({
     method,
     source: { path: join(root, 'ct'), caseIds: [] },
@@ -116,6 +116,7 @@ async function runJob(method: Method): Promise<{ warnings: readonly string[]; gu
     tileYx: [16, 16],
     unet: { depth: 2, baseWidth: 4 },
     hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 1, batchSize: 2 }),
+    adabn,
     rl: { pretrainEpisodes: 1, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1 },
     seed: 1,
     ports: { teacher, reliability: new LocalReliabilityPort(teacher, { patchSize: 8, stride: 8 }), agent: new RuleAgentPort() },
@@ -140,6 +141,16 @@ describe('target labels never reach training code', () => {
       expect(reads.filter(under(forbidden))).toEqual([]);
     }
     expect(warnings).toEqual([`target: ${join(root, 'mr')} has labels for 2 of its 2 training cases (labelsTr/); they are ignored — adaptation never reads target labels`]);
+  });
+
+  it.each([Method.Naive, Method.SourceOnly].map((m) => [m]))('%s with AdaBN: re-estimating statistics on the target reads its images and never a target label', async (method) => {
+    const reads = await recordReads(async () => {
+      await runJob(method, true);
+    });
+    expect(reads.some(under(join(root, 'mr', 'imagesTr')))).toBe(true);
+    for (const forbidden of [join(root, 'mr-eval'), join(root, 'mr-oracle'), join(root, 'mr', 'labelsTr'), join(root, 'mr', 'imagesTs')]) {
+      expect(reads.filter(under(forbidden))).toEqual([]);
+    }
   });
 
   it('oracle: reads the oracle folder it was given, and still neither the eval labels nor the target dataset’s own labels', async () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { SegModel } from '@purify/models';
+import { buildUNet, type SegModel, type WeightSnapshot } from '@purify/models';
 import { initTrainingBackend, predictSlices } from '@purify/training';
 import { AdaptationConfigError } from './errors';
 import { squareLabel, squareVolume } from './fixtures.test-util';
@@ -200,6 +200,44 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (expected[i] as number))))).toBeLessThan(1e-6);
     // And the teacher is not the student.
     expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (student2[i] as number))))).toBeGreaterThan(1e-4);
+  });
+
+  it('source-only from an init model is that model; with AdaBN only the BatchNorm statistics move, to the target images’ statistics', async () => {
+    const init = buildUNet({ depth: 2, baseWidth: 4, seed: 9, numClasses: 2 });
+    const initial = init.getWeights();
+    init.dispose();
+    const run = async (adabn: boolean): Promise<WeightSnapshot[]> => {
+      const logs: string[] = [];
+      const steps: number[] = [];
+      const res = await runAdaptation(options(Method.SourceOnly, { initialWeights: initial, adabn }), { onStep: (e) => steps.push(e.step), onLog: (m) => logs.push(m) });
+      try {
+        expect(steps).toEqual([]); // no training rounds
+        expect(res.roundsDone).toBe(0);
+        expect(logs.some((l) => l.startsWith('AdaBN:'))).toBe(adabn);
+        return res.model.getWeights();
+      } finally {
+        res.model.dispose();
+      }
+    };
+    const plain = await run(false);
+    plain.forEach((w, i) => expect(Array.from(w.values)).toEqual(Array.from(initial[i]!.values)));
+    const adapted = await run(true);
+    // The first BatchNorm layer's input is conv(image) (no bias): its statistics over the 2 target volumes × 2 slices,
+    // computed here with tf.conv2d and tf.moments directly.
+    const kernel = initial.find((w) => w.name === 'enc0_conv1/kernel')!;
+    const want = tf.tidy(() => {
+      const x = tf.concat(target.map((v) => tf.tensor4d(v.image, [v.shape[0], v.shape[1], v.shape[2], 1])));
+      const y = tf.conv2d(x, tf.tensor4d(kernel.values, kernel.shape as [number, number, number, number]), 1, 'same');
+      const m = tf.moments(y, [0, 1, 2]);
+      return { mean: Array.from(m.mean.dataSync()), variance: Array.from(m.variance.dataSync()) };
+    });
+    const got = new Map(adapted.map((w) => [w.name, Array.from(w.values)]));
+    got.get('enc0_bn1/moving_mean')!.forEach((v, c) => expect(v).toBeCloseTo(want.mean[c]!, 4));
+    got.get('enc0_bn1/moving_variance')!.forEach((v, c) => expect(v).toBeCloseTo(want.variance[c]!, 4));
+    adapted.forEach((w, i) => {
+      const same = Array.from(w.values).every((v, j) => v === initial[i]!.values[j]);
+      expect(same).toBe(w.trainable); // trainable weights untouched, every running statistic re-estimated
+    });
   });
 
   it('trains the student on 2 worker threads as in process (no BatchNorm): same step losses and final teacher', async () => {

@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@purify/imaging';
 import { buildUNet, createAdam, EmaTeacher, loadCheckpoint, resolveUNetConfig, saveCheckpoint, type Adam, type SegModel, type UNetConfig, type WeightSnapshot } from '@purify/models';
 import { FEATURE_SCHEMA, normalizeFeatures, type ReliabilityOptions } from '@purify/reliability';
-import { BatchSampler, batchTensors, defaultTrainingWorkers, predictSlices, stepSeed, validate as validateModel, type AugmentLevel, type SliceBatch, type SliceVolume, type TrainingSlice } from '@purify/training';
+import { adaptBatchNorm, BatchSampler, batchTensors, defaultTrainingWorkers, predictSlices, stepSeed, validate as validateModel, type AugmentLevel, type SliceBatch, type SliceVolume, type TrainingSlice } from '@purify/training';
 import { AdaptationConfigError } from './errors';
 import { labelAgreement, organDice } from './figures';
 import { channelsFirst } from './local-ports';
@@ -190,6 +190,12 @@ export interface AdaptationOptions {
    */
   readonly sourceAugment?: AugmentLevel | undefined;
   readonly targetAugment?: AugmentLevel | undefined;
+  /**
+   * AdaBN before round 1: re-estimate the starting model's BatchNorm statistics
+   * on the target training images (label-free; `adaptBatchNorm` of
+   * @purify/training) — the student and the first EMA teacher start from them.
+   */
+  readonly adabn?: boolean | undefined;
   /** Folder of the round checkpoint (`<dir>/last`). */
   readonly checkpointDir?: string | undefined;
   /** Continue from `<checkpointDir>/last` when it exists. */
@@ -425,7 +431,10 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   const trainTargets = o.target.slice(0, o.target.length - probeCount);
   const probes = probeCount > 0 ? o.target.slice(o.target.length - probeCount) : o.target.slice(0, Math.min(2, o.target.length));
 
-  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id) };
+  if (o.adabn === true && trainTargets.length === 0) throw new AdaptationConfigError('adabn', '`adabn` re-estimates BatchNorm statistics on the target images, but the job has no target volumes');
+  // source-only from a trained model is that model as is (the baseline every gap is measured from): no training rounds.
+  const rounds = method === Method.SourceOnly && o.initialWeights !== undefined ? 0 : h.rounds;
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
   let student: SegModel | undefined;
   let optimizer: Adam | undefined;
@@ -457,6 +466,10 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     } else {
       student = buildUNet(unet);
       if (o.initialWeights !== undefined) student.setWeights(o.initialWeights);
+      if (o.adabn === true) {
+        const stats = adaptBatchNorm(student, trainTargets);
+        cb.onLog?.(`AdaBN: BatchNorm statistics of ${stats.length} layers re-estimated on ${trainTargets.length} target volumes (${trainTargets.reduce((a, v) => a + v.shape[0], 0)} slices)`);
+      }
       optimizer = createAdam(student, { learningRate: h.learningRate });
       ema = EmaTeacher.create(student, { alpha: h.emaDecay });
     }
@@ -609,7 +622,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     };
 
     let stopReason: StopReason = StopReason.Completed;
-    for (let r = roundsDone; r < h.rounds; r++) {
+    for (let r = roundsDone; r < rounds; r++) {
       if (cancelled(o.signal)) {
         stopReason = StopReason.Cancelled;
         break;
@@ -731,7 +744,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         });
         const before = prev === undefined ? { ...figures(metrics), consistency: metrics['teacher_student_agreement'] ?? 0, sourceDice: metrics['source_val_dice'] ?? 0 } : figures(prev.metrics);
         const after = figures(metrics);
-        if (r + 1 < h.rounds) pending = { decisionIds: targets.decisionIds, before, after };
+        if (r + 1 < rounds) pending = { decisionIds: targets.decisionIds, before, after };
         else {
           // The last round: no next agreement to wait for; the episode ends here.
           const reward = proxyReward(before, { ...after, agreement: before.agreement });

@@ -41,7 +41,21 @@ export {
   warpSample,
 } from './augment';
 export type { AppearanceOptions, CurveOptions, ImageArray, IntensityCurve, SpatialOptions, SpatialTransform, TrainingSample } from './augment';
+export {
+  applyClassMaps,
+  applyRandomConvNet,
+  blendImages,
+  classwiseRemap,
+  evalClassMap,
+  evalCurve,
+  randomBezierCurve,
+  randomConvAppearance,
+  sampleClassMaps,
+  sampleRandomConvNet,
+  smoothRandomMask,
+} from './augment-agnostic';
+export type { BezierCurveOptions, ClassMap, ClasswiseRemapOptions, RandomConvLayer, RandomConvNet, RandomConvOptions, SmoothMaskOptions, TabulatedCurve } from './augment-agnostic';
 
 // PNG figures.
-export { LABEL_COLORS, PngError, encodePng, enlargeImage, grayscaleImage, heatColor, labelColor, overlayImage, tileHorizontally, writePng } from './png';
+export { LABEL_COLORS, PngError, encodePng, enlargeImage, grayscaleImage, heatColor, labelColor, overlayImage, tileHorizontally, tileVertically, writePng } from './png';
 export type { GrayscaleOptions, OverlayOptions, RgbaImage, SliceInput } from './png';

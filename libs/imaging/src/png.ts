@@ -155,7 +155,23 @@ export function tileHorizontally(panels: readonly RgbaImage[], options: { gap?: 
   return { width, height, data };
 }
 
-/** PNG bytes of an RGBA raster. */
+/** Rows stacked top to bottom (left-aligned) with `gap` pixels of `background` between them. */
+export function tileVertically(rows: readonly RgbaImage[], options: { gap?: number; background?: readonly [number, number, number] } = {}): RgbaImage {
+  if (rows.length === 0) throw new PngError('tileVertically needs at least one row');
+  const gap = options.gap ?? 4;
+  const bg = options.background ?? [0, 0, 0];
+  const width = Math.max(...rows.map((r) => r.width));
+  const height = rows.reduce((a, r) => a + r.height, 0) + gap * (rows.length - 1);
+  const data = new Uint8Array(width * height * 4);
+  for (let i = 0; i < width * height; i++) data.set([bg[0], bg[1], bg[2], 255], 4 * i);
+  let y0 = 0;
+  for (const r of rows) {
+    for (let y = 0; y < r.height; y++) data.set(r.data.subarray(y * r.width * 4, (y + 1) * r.width * 4), ((y0 + y) * width) * 4);
+    y0 += r.height + gap;
+  }
+  return { width, height, data };
+}
+
 /** Nearest-neighbour enlargement by an integer factor ≥ 1 (small slices stay readable). */
 export function enlargeImage(image: RgbaImage, k: number): RgbaImage {
   if (!(Number.isInteger(k) && k >= 1)) throw new PngError(`enlargement factor must be an integer ≥ 1, got ${k}`);
@@ -172,6 +188,7 @@ export function enlargeImage(image: RgbaImage, k: number): RgbaImage {
   return { width, height, data };
 }
 
+/** PNG bytes of an RGBA raster. */
 export function encodePng(image: RgbaImage): Uint8Array {
   if (image.data.length !== image.width * image.height * 4) throw new PngError(`RGBA data has ${image.data.length} bytes, ${image.width}×${image.height} needs ${image.width * image.height * 4}`);
   const png = new PNG({ width: image.width, height: image.height });

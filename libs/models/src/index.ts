@@ -12,6 +12,8 @@ export type { BuildOptions } from './unet';
 export { SegModel } from './seg-model';
 export type { SegNetworks, WeightSnapshot } from './seg-model';
 export { BilinearUpsampling2D, InstanceNormalization, SeededDropout } from './layers';
+export { reestimateBatchNorm } from './adabn';
+export type { BatchNormStatistics } from './adabn';
 
 // Training.
 export { DICE_SMOOTH, segmentationLoss, softDiceLoss, weightedCrossEntropy, WEIGHT_SUM_EPSILON } from './losses';

@@ -211,9 +211,30 @@ function batchNormInTraining(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor
  * run the inherited code.
  */
 export class FusedBatchNormalization extends KerasBatchNormalization {
+  /**
+   * While set, a training-mode call normalises with the batch statistics,
+   * reports them here and leaves the running statistics alone (AdaBN's
+   * re-estimation pass, `reestimateBatchNorm`).
+   */
+  statisticsSink: ((mean: Float32Array, variance: Float32Array, count: number) => void) | undefined;
+
+  /** The layer's running-statistics variables (for re-estimation). */
+  get runningStatistics(): { mean: tf.LayerVariable; variance: tf.LayerVariable } {
+    const bn = this as unknown as BatchNormInternals;
+    return { mean: bn.movingMean, variance: bn.movingVariance };
+  }
+
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor | tf.Tensor[] {
     const bn = this as unknown as BatchNormInternals;
     const x = single(inputs);
+    const sink = this.statisticsSink;
+    if (sink !== undefined && kwargs['training'] === true && x.rank === 4 && (bn.axis === -1 || bn.axis === 3)) {
+      return tf.tidy(() => {
+        const { mean, variance } = tf.moments(x, [0, 1, 2]);
+        sink(mean.dataSync() as Float32Array, variance.dataSync() as Float32Array, x.size / (x.shape[3] ?? 1));
+        return tf.batchNorm(x as tf.Tensor4D, mean as tf.Tensor1D, variance as tf.Tensor1D, bn.beta?.read() as tf.Tensor1D | undefined, bn.gamma?.read() as tf.Tensor1D | undefined, bn.epsilon);
+      });
+    }
     const fused = kwargs['training'] === true && x.rank === 4 && (bn.axis === -1 || bn.axis === 3) && bn.center && bn.scale;
     if (!fused) return super.call(inputs, kwargs);
     return tf.tidy(() => {

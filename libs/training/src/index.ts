@@ -5,14 +5,18 @@ export { TrainingConfigError, TrainingDataError } from './errors';
 export { CT_NORMALIZATION, PERCENTILE_NORMALIZATION, defaultNormalization, normalizeVolume, resolveNormalization } from './normalization';
 export { datasetClasses, labelledCases, loadSliceVolume, spacingForSize, workingGridOf } from './slice-data';
 export type { LoadSliceVolumeOptions, SliceVolume } from './slice-data';
-export { AUGMENT_PRESETS, AugmentLevel, augmentSample, resolveAugment } from './augmentation';
-export type { AugmentConfig, Sample2D } from './augmentation';
+export { AUGMENT_PRESETS, AugmentLevel, augmentPresetId, augmentSample, parseAugmentLevel, resolveAugment } from './augmentation';
+export type { AugmentConfig, AugmentPreset, Sample2D } from './augmentation';
 export { BatchSampler, batchTensors, largestRemainder, slicesOf, stepSeed } from './sampler';
 export type { SamplerOptions, SliceBatch, SlicePool, TrainingSlice } from './sampler';
 
 // Prediction and validation.
 export { predictLabelVolume, predictSlices, validate } from './predict';
 export type { ValidationResult } from './predict';
+
+// Target statistics (AdaBN).
+export { adaptBatchNorm } from './adabn';
+export type { AdaBnOptions } from './adabn';
 
 // Training.
 export { initTrainingBackend } from './backend';
@@ -26,5 +30,5 @@ export type { PublishModelOptions } from './publish';
 export { decodeWeights, encodeWeights, encodeWeightSnapshot, modelFromWeights, WEIGHTS_FORMAT, WEIGHTS_VERSION } from './weights';
 
 // Stage A end to end.
-export { openLabelledDataset, trainSourceModel } from './source';
+export { openLabelledDataset, SOURCE_SCHEDULE, trainSourceModel } from './source';
 export type { TrainSourceCallbacks, TrainSourceOptions, TrainSourceResult } from './source';

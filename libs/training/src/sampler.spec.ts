@@ -102,7 +102,7 @@ describe('BatchSampler', () => {
     { pools: [{ slices: pool }], options: { batchSize: 2, tileYx: [4, 0], seed: 1 }, message: 'tileYx must be two positive integers [H, W], got [4, 0]' },
     { pools: [{ slices: [] }], options: { batchSize: 2, tileYx: [4, 4], seed: 1 }, message: 'pools[0] has no slices' },
     { pools: [{ slices: pool, share: -1 }], options: { batchSize: 2, tileYx: [4, 4], seed: 1 }, message: 'pools[0].share must be a finite number > 0, got -1' },
-    { pools: [{ slices: pool, augment: 'huge' }], options: { batchSize: 2, tileYx: [4, 4], seed: 1 }, message: 'augment must be one of none, light, strong or a config object, got "huge"' },
+    { pools: [{ slices: pool, augment: 'huge' }], options: { batchSize: 2, tileYx: [4, 4], seed: 1 }, message: 'augment must be one of none@1, light@1, strong@1, gin@1, classwise@1, gin-classwise@1 (the version may be left out) or a config object, got "huge"' },
   ])('refuses: $message', ({ pools, options, message }) => {
     expect(() => new BatchSampler(pools as never, options as never)).toThrow(new TrainingConfigError(message));
   });

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@purify/imaging';
-import { augmentSample, resolveAugment, type AugmentConfig, type AugmentLevel } from './augmentation';
+import { augmentSample, resolveAugment, type AugmentConfig } from './augmentation';
 import { TrainingConfigError } from './errors';
 import type { SliceVolume } from './slice-data';
 
@@ -53,7 +53,8 @@ export interface SlicePool {
    */
   readonly foregroundFraction?: number;
   /** Augmentation for this pool's samples (default 'none'). */
-  readonly augment?: AugmentLevel | AugmentConfig;
+  /** A preset (`AugmentLevel`, optionally `name@version`) or a full config. */
+  readonly augment?: string | AugmentConfig;
 }
 
 export interface SamplerOptions {

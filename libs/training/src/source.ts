@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import type { ModelVersion, NormalizationSpec } from '@purify/artifacts';
 import { openDataset, readNifti, Rng, writeNifti, type Dataset, type DatasetCase } from '@purify/imaging';
 import type { Backend, UNetConfig } from '@purify/models';
-import type { AugmentLevel } from './augmentation';
+import { AugmentLevel, augmentPresetId, parseAugmentLevel } from './augmentation';
 import { initTrainingBackend, type TrainingBackend, type TrainingBackendOptions } from './backend';
 import { TrainingConfigError, TrainingDataError } from './errors';
 import { defaultNormalization, resolveNormalization } from './normalization';
@@ -17,6 +17,25 @@ import { checkRegistryClasses, gitCommit, publishSegmentationModel } from './pub
 import { slicesOf } from './sampler';
 import { datasetClasses, labelledCases, loadSliceVolume, spacingForSize, type SliceVolume } from './slice-data';
 import { trainSegmentation, type TrainCallbacks, type TrainResult } from './trainer';
+
+/**
+ * The default source schedule (issue #20), one owner for `purify train-source`
+ * and the benchmark. Convergence rule: validate on the held-out source cases
+ * every `valEvery` steps; training has converged — and stops — after
+ * `patience` validations in a row without a gain of more than `minDelta` in
+ * mean validation Dice; the best validation checkpoint is the model (selection
+ * on source labels only). `maxSteps` caps it (the learning rate decays to 0
+ * there). The augmentation preset was chosen by the stage A ablation
+ * (docs/training.md).
+ */
+export const SOURCE_SCHEDULE = Object.freeze({
+  maxSteps: 3000,
+  valEvery: 100,
+  patience: 5,
+  minDelta: 0.002,
+  learningRate: 3e-3,
+  augment: AugmentLevel.GinClasswise,
+});
 
 export interface TrainSourceOptions {
   /** Dataset folder (MSD / nnU-Net layout with dataset.json and labelsTr/). */
@@ -34,15 +53,22 @@ export interface TrainSourceOptions {
    */
   readonly tile?: number | undefined;
   readonly normalization?: NormalizationSpec | undefined;
-  readonly steps: number;
+  /** Most training steps (default {@link SOURCE_SCHEDULE}`.maxSteps`); with validation cases training stops earlier once converged. */
+  readonly steps?: number | undefined;
   readonly batchSize?: number | undefined;
+  /** Peak learning rate (default {@link SOURCE_SCHEDULE}`.learningRate`). */
   readonly learningRate?: number | undefined;
   readonly seed?: number | undefined;
+  /** Validate every this many steps (default {@link SOURCE_SCHEDULE}`.valEvery`). */
   readonly valEvery?: number | undefined;
+  /** Stop after this many validations without improvement (default {@link SOURCE_SCHEDULE}`.patience`; 0 = run all steps). */
   readonly patience?: number | undefined;
+  /** Smallest validation mean-Dice gain that counts as an improvement for `patience` (default {@link SOURCE_SCHEDULE}`.minDelta`). */
+  readonly minDelta?: number | undefined;
   /** Validation cases held out of imagesTr (default: the dataset's 'validation' list, else ⌈15 %⌉, at least 1). */
   readonly valCases?: number | undefined;
-  readonly augment?: AugmentLevel | undefined;
+  /** Augmentation preset, `name` or `name@version` (default {@link SOURCE_SCHEDULE}`.augment`). */
+  readonly augment?: string | undefined;
   readonly foregroundFraction?: number | undefined;
   readonly unet?: Partial<Omit<UNetConfig, 'numClasses' | 'inputChannels'>> | undefined;
   readonly backend?: Backend | 'auto' | undefined;
@@ -119,6 +145,9 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
   const artifactsDir = resolve(options.artifactsDir);
   checkRegistryClasses(artifactsDir, name, classes);
   const normalization = resolveNormalization(options.normalization ?? defaultNormalization(dataset.channelNames[0] ?? ''));
+  const augment = parseAugmentLevel(options.augment ?? SOURCE_SCHEDULE.augment);
+  const steps = options.steps ?? SOURCE_SCHEDULE.maxSteps;
+  const learningRate = options.learningRate ?? SOURCE_SCHEDULE.learningRate;
   const { train, val } = splitCases(cases, options.valCases, seed);
   const tests = dataset.cases.filter((c) => c.split === 'test');
   if (options.predictTestDir !== undefined && tests.length === 0) {
@@ -148,16 +177,17 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
   const tileYx: [number, number] = [tile, tile];
   const result = await trainSegmentation(
     {
-      pools: [{ slices: slicesOf(trainVolumes), augment: options.augment ?? 'strong', foregroundFraction: options.foregroundFraction ?? 0.5 }],
+      pools: [{ slices: slicesOf(trainVolumes), augment, foregroundFraction: options.foregroundFraction ?? 0.5 }],
       validation: valVolumes,
       tileYx,
       numClasses: classes.length,
       unet: options.unet,
-      steps: options.steps,
+      steps,
       batchSize: options.batchSize,
-      learningRate: options.learningRate,
-      valEvery: options.valEvery,
-      patience: options.patience,
+      learningRate,
+      valEvery: options.valEvery ?? SOURCE_SCHEDULE.valEvery,
+      patience: options.patience ?? SOURCE_SCHEDULE.patience,
+      minDelta: options.minDelta ?? SOURCE_SCHEDULE.minDelta,
       seed,
       checkpointDir: options.checkpointDir ?? join(artifactsDir, 'checkpoints', name),
       resume: options.resume,
@@ -195,8 +225,10 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
           bestStep: String(result.bestStep),
           stopReason: result.stopReason,
           batchSize: String(options.batchSize ?? 8),
-          learningRate: String(options.learningRate ?? 2e-3),
-          augment: options.augment ?? 'strong',
+          learningRate: String(learningRate),
+          maxSteps: String(steps),
+          convergence: `patience ${options.patience ?? SOURCE_SCHEDULE.patience} × ${options.valEvery ?? SOURCE_SCHEDULE.valEvery} steps, minDelta ${options.minDelta ?? SOURCE_SCHEDULE.minDelta}`,
+          augment: augmentPresetId(augment),
           unet: JSON.stringify(result.unet),
           backend: backend.backend,
           wasmKernels: backend.wasmKernels,

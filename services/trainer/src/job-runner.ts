@@ -20,7 +20,7 @@ import {
   type PolicyAddress,
 } from '@purify/adaptation';
 import { BorderMode, Modality, type AgentServiceClient, type JobSpec, type Metric, type ReliabilityServiceClient, type SegmenterServiceClient } from '@purify/proto';
-import { decodeWeights, gitCommit, publishSegmentationModel } from '@purify/training';
+import { decodeWeights, gitCommit, parseAugmentLevel, publishSegmentationModel, TrainingConfigError, type AugmentLevel } from '@purify/training';
 import type { CheckedSpec } from './job-spec';
 import { RoundTrace } from './round-trace';
 import { reliabilityConfig, RemoteAgentPort, RemoteReliabilityPort, RemoteTeacherPort, type RetrySettings } from './remote-ports';
@@ -54,6 +54,18 @@ function localReliability(spec: JobSpec, tile: readonly [number, number], multip
   return { patchSize: c.patchSize, stride: c.stride, borderMode: c.borderMode === BorderMode.BORDER_MODE_PAD ? ('pad' as const) : ('shift' as const), splitByClass: c.splitByClass, ...(c.patchBatchSize > 0 ? { batchSize: c.patchBatchSize } : {}) };
 }
 
+/** The augmentation preset a model's provenance records (`strong`, `gin-classwise@1`); undefined (the loop's default) when absent or unknown to this release, with a warning for the latter. */
+function augmentOfProvenance(recorded: string | undefined, warn: (message: string) => void): AugmentLevel | undefined {
+  if (recorded === undefined || recorded === '') return undefined;
+  try {
+    return parseAugmentLevel(recorded);
+  } catch (err) {
+    if (!(err instanceof TrainingConfigError)) throw err;
+    warn(`the init model was trained with augmentation ${JSON.stringify(recorded)}, which this release does not know; the source term uses the default preset (${err.message})`);
+    return undefined;
+  }
+}
+
 export async function runJob(
   jobId: string,
   spec: JobSpec,
@@ -72,6 +84,7 @@ export async function runJob(
   let spacingXyMm: readonly [number, number] | undefined;
   let sourceNormalization: NormalizationSpec | undefined;
   let initText = 'none';
+  let sourceAugment: AugmentLevel | undefined;
   if (spec.initModel !== undefined && spec.initModel.name !== '') {
     const v = new ModelRegistry(artifactsDir).get(spec.initModel.name, spec.initModel.version);
     initial = decodeWeights(readFileSync(join(v.dir, MODEL_FILES.weights)), `${v.dir}/${MODEL_FILES.weights}`);
@@ -79,6 +92,8 @@ export async function runJob(
     spacingXyMm = v.meta.spacingXyMm;
     if (v.meta.normalization.kind !== 'zscore') sourceNormalization = v.meta.normalization;
     initText = `${v.meta.name}:${v.meta.version}`;
+    // The source term keeps the augmentation the source model was trained with (provenance `augment`, e.g. gin-classwise@1).
+    sourceAugment = augmentOfProvenance(v.meta.provenance['augment'], (m) => callbacks.onWarning(m));
   }
 
   const data = await loadJobData({
@@ -132,6 +147,8 @@ export async function runJob(
         unet,
         initialWeights: initial?.weights,
         hyperparameters: checked.hyperparameters,
+        adabn: spec.adabn,
+        sourceAugment,
         rl: { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning },
         seed: spec.seed,
         ports: rounds.ports(ports),
@@ -174,6 +191,7 @@ export async function runJob(
         seed: String(spec.seed),
         initModel: initText,
         rounds: String(result.roundsDone),
+        adabn: String(spec.adabn),
         stepsPerRound: String(checked.hyperparameters.stepsPerRound),
         policy: result.policy === undefined ? '' : `${result.policy.name}:${result.policy.version}`,
         inference: settings.inference,

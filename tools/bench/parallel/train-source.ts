@@ -118,7 +118,7 @@ async function main(): Promise<void> {
           learningRate,
           seed,
           valEvery,
-          augment: values.augment as AugmentLevel,
+          augment: values.augment,
           backend: 'wasm',
           workers,
         },

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InvalidArgumentError } from 'commander';
+import { parseAugmentLevel, TrainingConfigError, type AugmentLevel } from '@purify/training';
 
 /** A failure the user can act on; printed as one line without a stack. */
 export class CliError extends Error {
@@ -32,6 +33,16 @@ export function numberArg(min: number, max: number, exclusive: { min?: boolean; 
     if (!ok) throw new InvalidArgumentError(`must be a number in ${range}, got "${raw}"`);
     return n;
   };
+}
+
+/** A commander parser for an augmentation preset, `name` or `name@version` (the list: docs/training.md). */
+export function augmentArg(raw: string): AugmentLevel {
+  try {
+    return parseAugmentLevel(raw.trim());
+  } catch (err) {
+    if (err instanceof TrainingConfigError) throw new InvalidArgumentError(err.message);
+    throw err;
+  }
 }
 
 /** Prints `value` as JSON (for --json) or the human lines. */

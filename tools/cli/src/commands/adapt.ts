@@ -51,6 +51,8 @@ export interface AdaptOptions {
   policy?: string;
   experiment?: string;
   onlineFinetuning: boolean;
+  /** AdaBN before round 1 (label-free target BatchNorm statistics). */
+  adabn?: boolean;
   trainer?: string;
   runDir: string;
   timeoutMs: number;
@@ -121,6 +123,7 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
     ...(opts.experiment !== undefined ? { agentTarget: { $case: 'experiment' as const, experiment: opts.experiment } } : {}),
     simulatedShiftPretraining: opts.method === 'rl',
     onlineFinetuning: opts.onlineFinetuning,
+    adabn: opts.adabn ?? false,
   });
 }
 
@@ -334,6 +337,7 @@ export function adaptCommand(): Command {
     .option('--policy <name[:v]>', 'agent policy for --method rl (default purify-weights-<feature schema>, e.g. purify-weights-v2, registered on first use)')
     .option('--experiment <name>', 'agent A/B experiment for --method rl')
     .option('--online-finetuning', 'rl: also fine-tune the policy on the target with the label-free proxy reward', false)
+    .option('--adabn', 'before round 1, re-estimate the BatchNorm statistics on the unlabelled target training images (AdaBN); with --method source-only and --init-model: that model with target statistics, no training', false)
     .option('--trainer <host:port>', 'trainer address (default: from <run-dir>/services.json, else 127.0.0.1:50154)')
     .option('--run-dir <dir>', 'where `purify up` wrote services.json', '.purify')
     .option('--timeout-ms <ms>', 'deadline of each unary call', intArg(1, 600_000), 30_000)

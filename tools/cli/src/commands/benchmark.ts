@@ -9,8 +9,8 @@ import { DEFAULT_GRID, GENERATOR_VERSION, generateBenchmark, type BenchmarkManif
 import { SegmenterServiceClient } from '@purify/proto';
 import { boxPlot, histogramChart, lineChart, meanStd, Report } from '@purify/report';
 import { createClient } from '@purify/runtime';
-import { defaultNormalization, gitCommit, trainSourceModel, type AugmentLevel } from '@purify/training';
-import { CliError, intArg, output } from '../cli-util';
+import { AugmentLevel, defaultNormalization, gitCommit, SOURCE_SCHEDULE, trainSourceModel } from '@purify/training';
+import { augmentArg, CliError, intArg, output } from '../cli-util';
 import { launchServices, type Launch } from '../launcher';
 import { Progress, formatSeconds } from '../progress';
 import { ROUND_FIGURE_PANELS, runAdapt, type AdaptSummary } from './adapt';
@@ -28,9 +28,7 @@ import { evaluatePaths } from './evaluate';
  */
 
 const BENCHMARK_TARGET: Readonly<Record<string, Domain>> = { 'ct-mr': 'mr', 'ct-cbct': 'cbct' };
-/** The source model's learning rate (stage A), also the oracle's. */
-const SOURCE_LEARNING_RATE = 3e-3;
-const ALL_METHODS = ['source-only', 'naive', 'confidence', 'entropy', 'consensus', 'rule', 'rl', 'oracle'] as const;
+const ALL_METHODS = ['source-only', 'source-only+adabn', 'naive', 'confidence', 'entropy', 'consensus', 'rule', 'rl', 'oracle'] as const;
 
 export interface BenchmarkOptions {
   readonly out: string;
@@ -246,11 +244,12 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
         // 3. The source model: trained once per seed, shared by every method and benchmark.
         const sourceName = `source-ct-s${seed}`;
         const source = await stage<{ name: string; version: number; valDice: number; wallMs: number; msPerStep: number; backend: string }>(join(out, `source-s${seed}.json`), async () => {
-          say(`training the source model on CT (${o.sourceSteps} steps, ${o.augment} augmentation)`);
+          say(`training the source model on CT (at most ${o.sourceSteps} steps, until the CT validation Dice converges; ${o.augment} augmentation)`);
           const bar = new Progress('source model', o.sourceSteps);
           let val = '';
           const result = await trainSourceModel(
-            { dataPath: join(dataDir, 'ct'), artifactsDir: artifacts, name: sourceName, size: o.size, tile: Math.min(o.size, 64), steps: o.sourceSteps, learningRate: SOURCE_LEARNING_RATE, augment: o.augment, seed, valEvery: Math.max(25, Math.floor(o.sourceSteps / 4)) },
+            // The default schedule of @purify/training (SOURCE_SCHEDULE): validation every 100 steps, stop once converged, best checkpoint kept.
+            { dataPath: join(dataDir, 'ct'), artifactsDir: artifacts, name: sourceName, size: o.size, tile: Math.min(o.size, 64), steps: o.sourceSteps, augment: o.augment, seed },
             {
               onStep: (e) => bar.update(e.step, `loss ${e.loss.toFixed(3)} ${e.ms.toFixed(0)} ms/step${val}`),
               onValidation: (e) => {
@@ -290,12 +289,15 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                 model = republish(registry, source, `${sourceName}-${target}`, targetNorm);
               } else {
                 say(`${benchmark} seed ${seed}: adapting with ${method}`);
+                // `source-only+adabn`: the source model with BatchNorm statistics re-estimated on the target training images (a source-only job trains nothing).
+                const adabn = method === 'source-only+adabn';
                 adapt = await runAdapt({
                   source: join(dataDir, 'ct'),
                   target: targetDir,
-                  method,
+                  method: adabn ? 'source-only' : method,
+                  adabn,
                   out: join(runDir, 'job'),
-                  ...(method === 'oracle' ? { rounds: 1, stepsPerRound: o.oracleSteps, learningRate: SOURCE_LEARNING_RATE } : { rounds: o.rounds, stepsPerRound: o.stepsPerRound }),
+                  ...(method === 'oracle' ? { rounds: 1, stepsPerRound: o.oracleSteps, learningRate: SOURCE_SCHEDULE.learningRate } : { rounds: o.rounds, stepsPerRound: o.stepsPerRound }),
                   batchSize: o.batchSize,
                   seed,
                   initModel: `${source.name}:${source.version}`,
@@ -475,8 +477,8 @@ function benchmarkOptions(cmd: Command): Command {
     .option('--test-cases <n>', 'target test cases', intArg(1, 1000))
     .option('--size <px>', 'in-plane size', intArg(32, 512))
     .option('--slices <n>', 'axial slices of the CT grid', intArg(4, 256))
-    .option('--source-steps <n>', 'source training steps', intArg(1, 100_000))
-    .option('--augment <level>', 'source augmentation: none, light or strong')
+    .option('--source-steps <n>', 'most source training steps (it stops earlier once the CT validation Dice has converged)', intArg(1, 100_000))
+    .option('--augment <preset>', `source augmentation preset (name or name@version): ${Object.values(AugmentLevel).join(', ')}`, augmentArg)
     .option('--rounds <n>', 'adaptation rounds', intArg(1, 1000))
     .option('--steps-per-round <n>', 'training steps per round', intArg(1, 100_000))
     .option('--batch-size <n>', 'slices per step', intArg(2, 256))
@@ -494,7 +496,7 @@ interface CliOptions {
   size?: number;
   slices?: number;
   sourceSteps?: number;
-  augment?: string;
+  augment?: AugmentLevel;
   rounds?: number;
   stepsPerRound?: number;
   batchSize?: number;
@@ -503,8 +505,7 @@ interface CliOptions {
 }
 
 function resolveOptions(opts: CliOptions, defaults: Omit<BenchmarkOptions, 'command'>): BenchmarkOptions {
-  const augment = (opts.augment ?? defaults.augment) as AugmentLevel;
-  if (!['none', 'light', 'strong'].includes(augment)) throw new CliError(`--augment must be none, light or strong, got "${augment}"`, 2);
+  const augment = opts.augment ?? defaults.augment;
   return {
     out: opts.out ?? defaults.out,
     benchmarks: opts.benchmarks ? listArg(opts.benchmarks) : defaults.benchmarks,
@@ -545,8 +546,8 @@ const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   testCases: 6,
   size: 96,
   slices: 32,
-  sourceSteps: 300,
-  augment: 'strong',
+  sourceSteps: SOURCE_SCHEDULE.maxSteps,
+  augment: SOURCE_SCHEDULE.augment,
   rounds: 2,
   stepsPerRound: 50,
   batchSize: 8,
@@ -562,7 +563,7 @@ const DEMO_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   seeds: [1],
   trainCases: 12,
   testCases: 4,
-  sourceSteps: 250,
+  sourceSteps: 1500,
   rounds: 2,
   stepsPerRound: 30,
 };

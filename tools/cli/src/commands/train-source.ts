@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { AugmentLevel, TrainingConfigError, TrainingDataError, trainSourceModel, type TrainSourceResult } from '@purify/training';
-import { CliError, intArg, output, table } from '../cli-util';
+import { AugmentLevel, SOURCE_SCHEDULE, TrainingConfigError, TrainingDataError, trainSourceModel, type TrainSourceResult } from '@purify/training';
+import { augmentArg, CliError, intArg, numberArg, output, table } from '../cli-util';
 import { formatSeconds, Progress } from '../progress';
 
 /**
@@ -22,9 +22,10 @@ interface TrainSourceOpts {
   width: number;
   depth: number;
   seed: number;
-  valEvery?: number;
+  valEvery: number;
   valCases?: number;
   patience: number;
+  minDelta: number;
   augment: AugmentLevel;
   resume: boolean;
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
@@ -72,18 +73,19 @@ export function trainSourceCommand(): Command {
     .requiredOption('--data <dir>', 'labelled dataset folder (dataset.json, imagesTr/, labelsTr/; imagesTs/ for --predict-test)')
     .requiredOption('--out <dir>', 'artifact store: the model goes to <dir>/models/<name>/<version>, checkpoints to <dir>/checkpoints/<name>')
     .option('--name <name>', 'registry name of the model', 'source-ct')
-    .option('--steps <n>', 'training steps (Adam updates)', intArg(1, 1_000_000), 300)
+    .option('--steps <n>', 'most training steps (Adam updates); training stops earlier once converged (--patience)', intArg(1, 1_000_000), SOURCE_SCHEDULE.maxSteps)
     .option('--batch-size <n>', 'slices per step', intArg(1, 1024), 8)
-    .option('--lr <rate>', 'peak learning rate (linear warm-up, then poly decay)', positiveNumber, 2e-3)
+    .option('--lr <rate>', 'peak learning rate (linear warm-up, then poly decay to 0 at --steps)', positiveNumber, SOURCE_SCHEDULE.learningRate)
     .option('--size <px>', 'working in-plane size: the field of view is resampled to this many pixels', intArg(8, 2048), 96)
     .option('--tile <px>', 'training tile (random crops of the working slices; default = --size)', intArg(8, 2048))
     .option('--width <n>', 'U-Net base width (channels of the first level)', intArg(1, 256), 16)
     .option('--depth <n>', 'U-Net levels including the bottleneck', intArg(1, 8), 3)
     .option('--seed <n>', 'random seed (initialisation, batches, augmentation, validation split)', intArg(0, 2 ** 31 - 1), 1)
-    .option('--val-every <n>', 'validate every n steps (default: max(25, steps/10))', intArg(1, 1_000_000))
+    .option('--val-every <n>', 'validate on the held-out cases every n steps', intArg(1, 1_000_000), SOURCE_SCHEDULE.valEvery)
     .option('--val-cases <n>', 'training cases held out for validation (default: 15 %, at least 1)', intArg(0, 100_000))
-    .option('--patience <n>', 'stop after n validations without improvement (0 = never)', intArg(0, 100_000), 0)
-    .addOption(new Option('--augment <level>', 'augmentation strength').choices(Object.values(AugmentLevel)).default('strong'))
+    .option('--patience <n>', 'converged: stop after n validations in a row without a mean-Dice gain above --min-delta (0 = run all --steps)', intArg(0, 100_000), SOURCE_SCHEDULE.patience)
+    .option('--min-delta <d>', 'smallest validation mean-Dice gain that counts as progress', numberArg(0, 1), SOURCE_SCHEDULE.minDelta)
+    .option('--augment <preset>', `augmentation preset, name or name@version: ${Object.values(AugmentLevel).join(', ')} (docs/training.md)`, augmentArg, SOURCE_SCHEDULE.augment)
     .option('--resume', 'continue from the last checkpoint of this --name in --out', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--workers <n>', 'data-parallel training threads, each on a shard of every batch (1 = in-process; default: 2 on wasm with ≥ 2 cores and --batch-size ≥ 2, else 1)', intArg(1, 64))
@@ -117,6 +119,7 @@ export function trainSourceCommand(): Command {
             valEvery: opts.valEvery,
             valCases: opts.valCases,
             patience: opts.patience,
+            minDelta: opts.minDelta,
             augment: opts.augment,
             unet: { baseWidth: opts.width, depth: opts.depth },
             backend: opts.backend,

@@ -39,7 +39,10 @@ import {
 
 export enum Method {
   METHOD_UNSPECIFIED = 0,
-  /** METHOD_SOURCE_ONLY - Source labels only; the baseline every gap is measured from. */
+  /**
+   * METHOD_SOURCE_ONLY - Source labels only; the baseline every gap is measured from. With an init
+   * model: that model as is (no training rounds), optionally with AdaBN.
+   */
   METHOD_SOURCE_ONLY = 1,
   /** METHOD_NAIVE - Self-training with every pseudo-label at weight 1. */
   METHOD_NAIVE = 2,
@@ -243,6 +246,13 @@ export interface JobSpec {
   onlineFinetuning: boolean;
   /** Reliability settings (anchor patch size, stride, ...), forwarded as is. */
   reliability: { [key: string]: string };
+  /**
+   * AdaBN before round 1: re-estimate the starting model's BatchNorm statistics
+   * on the unlabelled target training images (label-free). With
+   * METHOD_SOURCE_ONLY and an init model, the job trains nothing and publishes
+   * the init model (with the target statistics when this is set).
+   */
+  adabn: boolean;
 }
 
 export interface JobSpec_ReliabilityEntry {
@@ -765,6 +775,7 @@ function createBaseJobSpec(): JobSpec {
     simulatedShiftPretraining: false,
     onlineFinetuning: false,
     reliability: {},
+    adabn: false,
   };
 }
 
@@ -814,6 +825,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     globalThis.Object.entries(message.reliability).forEach(([key, value]: [string, string]) => {
       JobSpec_ReliabilityEntry.encode({ key: key as any, value }, writer.uint32(114).fork()).join();
     });
+    if (message.adabn !== false) {
+      writer.uint32(120).bool(message.adabn);
+    }
     return writer;
   },
 
@@ -945,6 +959,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             }
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.adabn = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1015,6 +1037,7 @@ export const JobSpec: MessageFns<JobSpec> = {
           {},
         )
         : {},
+      adabn: isSet(object.adabn) ? globalThis.Boolean(object.adabn) : false,
     };
   },
 
@@ -1066,6 +1089,9 @@ export const JobSpec: MessageFns<JobSpec> = {
           obj.reliability[k] = v;
         });
       }
+    }
+    if (message.adabn !== false) {
+      obj.adabn = message.adabn;
     }
     return obj;
   },
@@ -1119,6 +1145,7 @@ export const JobSpec: MessageFns<JobSpec> = {
       },
       {},
     );
+    message.adabn = object.adabn ?? false;
     return message;
   },
 };
