@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError } from '../src/cli-util';
-import { checkRunConfig, provenanceRows, type BenchmarkOptions } from '../src/commands/benchmark';
+import { benchmarkSummary, checkRunConfig, provenanceRows, type BenchmarkOptions, type MethodResult } from '../src/commands/benchmark';
 
 const base: BenchmarkOptions = {
   out: 'unused',
@@ -104,5 +104,41 @@ describe('checkRunConfig: method-scoped settings', () => {
     }
     // A global setting stays refused whatever rows exist.
     expect(() => checkRunConfig(out, { ...next, size: 96 })).toThrow('holds a run made with other settings (size: 64 there, 96 now)');
+  });
+});
+
+describe('benchmarkSummary (docs/results/benchmark.json)', () => {
+  const row = (benchmark: string, method: string, seed: number, dice: number): MethodResult => ({
+    benchmark,
+    seed,
+    method,
+    model: { name: 'm', version: 1 },
+    perOrgan: { liver: { dice, hd95Mm: 10 * seed, assdMm: seed }, spleen: { dice: dice / 2, hd95Mm: 0, assdMm: 0 } },
+    perCaseDice: [dice],
+    mean: { dice, hd95Mm: 10 * seed, assdMm: seed },
+    wallMs: 1,
+  });
+  it('per benchmark and method: mean and population std over seeds, per-seed values in seed order, organ means, gap closure', () => {
+    const o = { ...base, methods: ['source-only', 'rl', 'oracle'], seeds: [1, 2] };
+    // Rows arrive out of seed order; rl: seeds 1, 2 → 0.6, 0.8 (mean 0.7, std 0.1); source-only 0.5, 0.5; oracle 0.9, 0.9.
+    const results = [row('ct-mr', 'rl', 2, 0.8), row('ct-mr', 'rl', 1, 0.6), row('ct-mr', 'source-only', 1, 0.5), row('ct-mr', 'source-only', 2, 0.5), row('ct-mr', 'oracle', 1, 0.9), row('ct-mr', 'oracle', 2, 0.9)];
+    const s = benchmarkSummary(o, results, 61_400, { commit: 'abc', machine: 'vm' }) as {
+      commit: string;
+      wallSeconds: number;
+      benchmarks: Record<string, { methods: Record<string, { mean: number; std: number; perSeed: number[]; seeds: number[]; perOrgan: Record<string, number>; hd95Mm: number; gapClosure?: number }> }>;
+    };
+    expect(s.commit).toBe('abc');
+    expect(s.wallSeconds).toBe(61);
+    const rl = s.benchmarks['ct-mr']!.methods['rl']!;
+    expect(rl.perSeed).toEqual([0.6, 0.8]);
+    expect(rl.seeds).toEqual([1, 2]);
+    expect(rl.mean).toBeCloseTo(0.7, 12);
+    expect(rl.std).toBeCloseTo(0.1, 12);
+    expect(rl.perOrgan).toEqual({ liver: expect.closeTo(0.7, 12) as number, spleen: expect.closeTo(0.35, 12) as number });
+    expect(rl.hd95Mm).toBeCloseTo(15, 12);
+    // (0.7 − 0.5) / (0.9 − 0.5) = 0.5; none for the two anchors.
+    expect(rl.gapClosure).toBeCloseTo(0.5, 12);
+    expect(s.benchmarks['ct-mr']!.methods['source-only']!.gapClosure).toBeUndefined();
+    expect(s.benchmarks['ct-mr']!.methods['oracle']!.gapClosure).toBeUndefined();
   });
 });

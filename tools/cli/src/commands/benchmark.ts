@@ -53,7 +53,7 @@ export interface BenchmarkOptions {
   readonly command: string;
 }
 
-interface MethodResult {
+export interface MethodResult {
   readonly benchmark: string;
   readonly seed: number;
   readonly method: string;
@@ -76,6 +76,22 @@ interface Provenance {
 /** Commit and machine of this invocation: fixed while it runs, so read once (`git rev-parse` is a child process). */
 function invocationOrigin(): Omit<Provenance, 'finishedAt'> {
   return { commit: gitCommit() ?? 'unknown', machine: `${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'})` };
+}
+
+/** What a finished source-model stage records (`source-s<seed>.json`; the optional fields are absent in runs made before they existed). */
+interface SourceStage {
+  readonly name: string;
+  readonly version: number;
+  /** Best mean CT validation Dice (the selected checkpoint) and its per-organ values. */
+  readonly valDice: number;
+  readonly valPerClass?: Record<string, number>;
+  readonly stepsDone?: number;
+  readonly bestStep?: number;
+  readonly stopReason?: string;
+  readonly augment?: string;
+  readonly wallMs: number;
+  readonly msPerStep: number;
+  readonly backend: string;
 }
 
 /** A JSON file that marks a finished stage: the stage runs only when the file is missing. */
@@ -243,7 +259,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
       try {
         // 3. The source model: trained once per seed, shared by every method and benchmark.
         const sourceName = `source-ct-s${seed}`;
-        const source = await stage<{ name: string; version: number; valDice: number; wallMs: number; msPerStep: number; backend: string }>(join(out, `source-s${seed}.json`), async () => {
+        const source = await stage<SourceStage>(join(out, `source-s${seed}.json`), async () => {
           say(`training the source model on CT (at most ${o.sourceSteps} steps, until the CT validation Dice converges; ${o.augment} augmentation)`);
           const bar = new Progress('source model', o.sourceSteps);
           let val = '';
@@ -262,6 +278,11 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
             name: sourceName,
             version: result.version.meta.version,
             valDice: result.training.best?.meanDice ?? Number.NaN,
+            valPerClass: Object.fromEntries(Object.entries(result.training.best?.dicePerClass ?? {}).map(([k, v]) => [result.classes[Number(k)]?.name ?? k, v])),
+            stepsDone: result.training.stepsDone,
+            bestStep: result.training.bestStep,
+            stopReason: result.training.stopReason,
+            augment: result.version.meta.provenance['augment'] ?? o.augment,
             wallMs: result.wallMs,
             msPerStep: result.training.msPerStep,
             // The kernel set is part of the result: the native kernels round differently from the wasm ones.
@@ -348,8 +369,61 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
     process.removeListener('SIGTERM', onSignal);
     await stop();
   }
-  const report = writeReport(out, o, results, Date.now() - started, origin);
+  const wallMs = Date.now() - started;
+  writeJsonAtomic(join(out, 'benchmark.json'), benchmarkSummary(o, results, wallMs, origin));
+  const report = writeReport(out, o, results, wallMs, origin);
   return { report, results };
+}
+
+/** Mean and per-seed organ-average Dice of one method on one benchmark (seeds ascending). */
+interface MethodSummary {
+  readonly mean: number;
+  readonly std: number;
+  readonly perSeed: number[];
+  readonly seeds: number[];
+  readonly perOrgan: Record<string, number>;
+  readonly hd95Mm: number;
+  readonly assdMm: number;
+  /** (method − source-only) / (oracle − source-only), when both rows exist. */
+  readonly gapClosure?: number;
+}
+
+/**
+ * The machine-readable result (`<out>/benchmark.json`, committed as
+ * docs/results/benchmark.json): commit, date, wall time of this invocation and,
+ * per benchmark and method, the mean over seeds and the per-seed values of the
+ * organ-average target test Dice.
+ */
+export function benchmarkSummary(o: BenchmarkOptions, results: readonly MethodResult[], wallMs: number, origin: Omit<Provenance, 'finishedAt'>): unknown {
+  const avg = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const benchmarks: Record<string, { methods: Record<string, MethodSummary> }> = {};
+  for (const benchmark of o.benchmarks) {
+    const methods: Record<string, MethodSummary> = {};
+    for (const method of o.methods) {
+      const rows = results.filter((r) => r.benchmark === benchmark && r.method === method).sort((a, b) => a.seed - b.seed);
+      if (rows.length === 0) continue;
+      const dice = rows.map((r) => r.mean.dice);
+      const mean = avg(dice);
+      const organs = Object.keys(rows[0]!.perOrgan);
+      methods[method] = {
+        mean,
+        std: Math.sqrt(avg(dice.map((d) => (d - mean) ** 2))),
+        perSeed: dice,
+        seeds: rows.map((r) => r.seed),
+        perOrgan: Object.fromEntries(organs.map((g) => [g, avg(rows.map((r) => r.perOrgan[g]?.dice ?? Number.NaN))])),
+        hd95Mm: avg(rows.map((r) => r.mean.hd95Mm)),
+        assdMm: avg(rows.map((r) => r.mean.assdMm)),
+      };
+    }
+    const so = methods['source-only']?.mean;
+    const or = methods['oracle']?.mean;
+    if (so !== undefined && or !== undefined && or > so) {
+      for (const [m, v] of Object.entries(methods)) if (m !== 'source-only' && m !== 'oracle') methods[m] = { ...v, gapClosure: (v.mean - so) / (or - so) };
+    }
+    benchmarks[benchmark] = { methods };
+  }
+  const { command, ...settings } = o;
+  return { commit: origin.commit, date: new Date().toISOString(), wallSeconds: Math.round(wallMs / 1000), command, machine: origin.machine, settings, benchmarks };
 }
 
 /** image | ground truth (evaluation) | each method's prediction, middle slice of the first test case. */
@@ -408,6 +482,12 @@ function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodR
         return [m, ...organs.map((g) => meanStd(rs.map((r) => r.perOrgan[g]?.dice ?? Number.NaN))), meanStd(rs.map((r) => r.mean.dice)), meanStd(rs.map((r) => r.mean.hd95Mm), 1), meanStd(rs.map((r) => r.mean.assdMm), 1), gap, String(rs.length)];
       }),
     );
+    const seedsRun = [...new Set(rows.map((r) => r.seed))].sort((a, b) => a - b);
+    report.paragraph(`Per seed: organ-average Dice of each seed (seeds ${seedsRun.join(', ')}).`);
+    report.table(
+      ['method', ...seedsRun.map((s) => `seed ${s}`)],
+      o.methods.filter((m) => byMethod(m).length > 0).map((m) => [m, ...seedsRun.map((s) => byMethod(m).find((r) => r.seed === s)?.mean.dice.toFixed(3) ?? '–')]),
+    );
     report.figure(`dice-${benchmark}.png`, boxPlot({ title: `${benchmark}: organ-average Dice per test case`, yLabel: 'Dice', yRange: [0, 1] }, o.methods.filter((m) => byMethod(m).length > 0).map((m) => ({ name: m, values: byMethod(m).flatMap((r) => r.perCaseDice) }))), 'Dice per case, all seeds');
     const adapted = rows.filter((r) => r.adapt && r.adapt.rounds.length > 0);
     if (adapted.length > 0) {
@@ -438,9 +518,21 @@ function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodR
   const sources = readdirSync(out).filter((f) => /^source-s\d+\.json$/.test(f));
   if (sources.length > 0) {
     report.heading('Source models');
-    report.table(['file', 'model', 'CT validation Dice', 'steps/s', 'backend', 'wall'], sources.map((f) => {
-      const s = JSON.parse(readFileSync(join(out, f), 'utf8')) as { name: string; version: number; valDice: number; msPerStep: number; backend: string; wallMs: number };
-      return [f, `${s.name}:${s.version}`, s.valDice.toFixed(3), (1000 / s.msPerStep).toFixed(2), s.backend, formatSeconds(s.wallMs / 1000)];
+    report.table(['file', 'model', 'CT validation Dice', 'lowest organ', 'steps (best)', 'augmentation', 'steps/s', 'backend', 'wall'], sources.map((f) => {
+      const s = JSON.parse(readFileSync(join(out, f), 'utf8')) as SourceStage;
+      const organs = Object.entries(s.valPerClass ?? {});
+      const lowest = organs.length === 0 ? '–' : organs.reduce((a, b) => (b[1] < a[1] ? b : a));
+      return [
+        f,
+        `${s.name}:${s.version}`,
+        s.valDice.toFixed(3),
+        typeof lowest === 'string' ? lowest : `${lowest[0]} ${lowest[1].toFixed(3)}`,
+        s.stepsDone === undefined ? '–' : `${s.stepsDone} (${s.bestStep}, ${s.stopReason})`,
+        s.augment ?? '–',
+        (1000 / s.msPerStep).toFixed(2),
+        s.backend,
+        formatSeconds(s.wallMs / 1000),
+      ];
     }));
   }
   report.heading('Provenance');
