@@ -108,7 +108,8 @@ function inspectCommand(): Command {
         throw new CliError(`${abs}: no such file or folder`, 2);
       }
       if (!isDir) {
-        const { volume, header } = await readNiftiImage(abs, {});
+        // Volume 0 of a 4D file (the table says how many it holds): inspecting must not refuse what it describes.
+        const { volume, header } = await readNiftiImage(abs, { volumeIndex: 0 });
         const summary = { path: abs, ...summarise(volume), dtype: header.datatype, header };
         output(opts.json, summary, () =>
           table(
@@ -116,6 +117,7 @@ function inspectCommand(): Command {
             [
               ['file', abs],
               ['shape [z,y,x]', summary.shape.join(' × ')],
+              ['volumes', header.volumes === 1 ? '1' : `${header.volumes} (dims ${header.dims.slice(1, (header.dims[0] ?? 3) + 1).join(' × ')}; the rest describes volume 0)`],
               ['spacing (x,y,z) mm', summary.spacingXyzMm.map((s) => s.toFixed(4)).join(', ')],
               ['origin LPS mm', summary.originLpsMm.map((s) => s.toFixed(2)).join(', ')],
               ['orientation', summary.orientation],
