@@ -1,13 +1,13 @@
-// Issue #25, items 1 and 2, as a user meets them: commands that would have
-// written over ground truth or over their own input, with exit code 0. Each
-// refusal happens before anything is trained or sent (the segmenter address is a
-// closed port, so a command that got past its checks fails with "cannot reach
-// the segmenter" instead).
+// Issue #25, items 1, 2 and 4, as a user meets them: commands that would have
+// written over ground truth or over their own input, or worked on one volume of
+// a 4D file, with exit code 0. Each refusal happens before anything is trained
+// or sent (the segmenter address is a closed port, so a command that got past
+// its checks fails with "cannot reach the segmenter" instead).
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNifti } from '@purify/imaging';
-import { purify, squareCase, writeSquareDataset } from './files.test-util';
+import { purify, squareCase, writeNifti4d, writeSquareDataset } from './files.test-util';
 
 const NEVER_INTO_DATASET = "; purify never writes into a dataset's image or label folders (that is how ground truth gets replaced). Choose a folder outside the dataset.";
 const CLOSED = ['--segmenter', '127.0.0.1:1'];
@@ -113,6 +113,46 @@ describe('other writing commands', () => {
   it('adapt refuses a run folder inside a dataset label folder', () => {
     const result = purify(['adapt', '--source', join(root, 'ct'), '--target', join(root, 'mr'), '--out', join(root, 'mr', 'labelsTr', 'run'), '--trainer', '127.0.0.1:1']);
     expect(result.stderr.trim()).toBe(`purify: --out: ${root}/mr/labelsTr/run is inside labelsTr/, a dataset's label folder${NEVER_INTO_DATASET}`);
+    expect(result.status).toBe(2);
+  });
+});
+
+describe('4D input (item 4)', () => {
+  const root = mkdtempSync(join(tmpdir(), 'purify-4d-'));
+  // Two volumes of [4, 16, 16]: dims (x, y, z, t) = 16 × 16 × 4 × 2.
+  const series = join(root, 'series.nii.gz');
+  writeNifti4d(series, [squareCase([4, 16, 16], 3).image, squareCase([4, 16, 16], 5).image]);
+  const refusal = (path: string): string =>
+    `${path}: holds 2 volumes (dims x, y, z, … = 16 × 16 × 4 × 2) but one 3D image is expected; pick one with a volume index in 0..1 (\`--volume-index N\` where the command has it), or save that volume as its own 3D file`;
+
+  it('segment refuses it without --volume-index, naming the file, its dims and how to pick a volume', () => {
+    const result = purify(['segment', '--model', 'm', '--input', series, '--out', join(root, 'labels.nii.gz'), ...CLOSED]);
+    expect(result.stderr.trim()).toBe(`purify: --input: ${refusal(series)}`);
+    expect(result.status).toBe(2);
+  });
+
+  it.each([
+    // [--volume-index, stderr fragment, exit code]: 1 is read (the command goes on to the segmenter), 2 is out of range
+    ['1', 'cannot reach the segmenter at 127.0.0.1:1', 1],
+    ['2', `purify: --input: ${series}: volume index must be an integer in 0..1 (the file holds 2 volumes, dims 16 × 16 × 4 × 2), got 2`, 2],
+  ])('segment --volume-index %s', (index, stderr, code) => {
+    const result = purify(['segment', '--model', 'm', '--input', series, '--out', join(root, `labels-${index}.nii.gz`), '--volume-index', index, ...CLOSED]);
+    expect(result.stderr).toContain(stderr);
+    expect(result.status).toBe(code);
+  });
+
+  it.each([
+    // [which training image is 4D, expected last line of stderr]: the first one is read
+    // first (to choose the working spacing), any other while the cases load
+    ['sq_000', (image: string) => `purify: case sq_000: cannot read image ${image}: ${refusal(image)}`],
+    ['sq_002', (image: string) => `purify: ${refusal(image)}`],
+  ])('train-source refuses a dataset whose image %s is 4D', (id, message) => {
+    const data = writeSquareDataset(join(root, `ct-${id}`), 3, 0);
+    const image = join(data, 'imagesTr', `${id}_0000.nii.gz`);
+    writeNifti4d(image, [squareCase([4, 16, 16], 3).image, squareCase([4, 16, 16], 4).image]);
+    // --val-cases 0: every case trains, in dataset order, so sq_000 is the first image read.
+    const result = purify(['train-source', '--data', data, '--out', join(root, `artifacts-${id}`), '--steps', '1', '--size', '16', '--val-cases', '0', '--backend', 'cpu', '--workers', '1']);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(message(image));
     expect(result.status).toBe(2);
   });
 });

@@ -47,6 +47,7 @@ interface SegmentOpts {
   segmenter?: string;
   runDir: string;
   probabilities?: string;
+  volumeIndex?: number;
   overwrite: boolean;
   tta: boolean;
   overlap: number;
@@ -64,6 +65,7 @@ export function segmentCommand(): Command {
     .option('--segmenter <host:port>', `segmenter address (default: from <run-dir>/services.json, else 127.0.0.1:${DEFAULT_PORTS.segmenter})`)
     .option('--run-dir <dir>', 'where `purify up` wrote services.json', '.purify')
     .option('--probabilities <file>', 'also write class probabilities as a 4D NIfTI (x, y, z, class), float32')
+    .option('--volume-index <n>', 'which volume of a 4D --input to segment, 0-based (a 4D input without it is refused)', intArg(0, 1_000_000))
     .option('--overwrite', 'replace --out / --probabilities when they exist (never the input, never inside a dataset\'s images*/labels* folder)', false)
     .option('--tta', 'average over x/y/xy flips (4× the inference)', false)
     .option('--overlap <fraction>', 'sliding-window overlap for slices larger than the model tile, [0, 1)', overlapArg, 0.5)
@@ -79,7 +81,7 @@ export function segmentCommand(): Command {
       const { address, source } = segmenterAddress(opts.segmenter, resolve(opts.runDir));
       let volume: Volume;
       try {
-        volume = await readNifti(input);
+        volume = await readNifti(input, opts.volumeIndex === undefined ? {} : { volumeIndex: opts.volumeIndex });
       } catch (err) {
         throw new CliError(`--input: ${(err as Error).message}`, 2);
       }
@@ -112,6 +114,7 @@ export function segmentCommand(): Command {
           model: res.result.model,
           executionProvider: model.executionProvider,
           input,
+          volumeIndex: opts.volumeIndex ?? null,
           out,
           probabilities: probabilitiesPath ?? null,
           shapeZyx: [...volume.shape],

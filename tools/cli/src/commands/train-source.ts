@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { openDataset, type Dataset } from '@purify/imaging';
+import { NiftiError, openDataset, type Dataset } from '@purify/imaging';
 import { AugmentLevel, TrainingConfigError, TrainingDataError, trainSourceModel, type TrainSourceResult } from '@purify/training';
 import { CliError, intArg, output, table } from '../cli-util';
 import { formatSeconds, Progress } from '../progress';
@@ -216,7 +216,8 @@ export function trainSourceCommand(): Command {
         );
         if (result.training.stopReason === 'cancelled') process.exitCode = 130;
       } catch (err) {
-        if (err instanceof TrainingDataError || err instanceof TrainingConfigError) throw new CliError(err.message, 2);
+        // A NiftiError names the file and what is wrong with it (e.g. a 4D image): bad input, like TrainingDataError.
+        if (err instanceof TrainingDataError || err instanceof TrainingConfigError || err instanceof NiftiError) throw new CliError(err.message, 2);
         throw err;
       } finally {
         process.off('SIGINT', stop);
