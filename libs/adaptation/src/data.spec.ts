@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, sep } from 'node:path';
-import { DatasetWriter, makeVolume, writeNifti, type Volume } from '@purify/imaging';
+import { gzipSync } from 'node:zlib';
+import { DatasetWriter, encodeNifti, makeVolume, NiftiError, writeNifti, type Volume } from '@purify/imaging';
 import { initTrainingBackend } from '@purify/training';
 import { AdaptationDataError, ForbiddenReadError } from './errors';
 import { loadJobData, loadOracleLabels, ReadGuard } from './data';
@@ -199,5 +200,24 @@ describe('target labels never reach training code', () => {
     expect(() => guard.check(join(root, 'mr', '..', 'mr-oracle'), 'x')).toThrow(`x: ${join(root, 'mr-oracle')} is outside the paths this job may read (${join(root, 'mr')})`);
     // The oracle loader itself goes through the guard.
     await expect(loadOracleLabels(join(root, 'mr-oracle', 'labelsTr'), [], 2, guard)).rejects.toThrow(ForbiddenReadError);
+  });
+});
+
+describe('4D images (issue #25, item 4)', () => {
+  it('a job refuses a target image with two volumes instead of adapting to its first one', async () => {
+    // mr4d: one training case whose image holds 2 volumes of [2, 16, 16] (dims 16 × 16 × 2 × 2).
+    const mr4d = new DatasetWriter(join(root, 'mr4d'), { name: 'mr4d', channelNames: ['MR'], labels });
+    mr4d.writeCase({ id: 'mr4d_0', split: 'train', channels: [squareCase(0, true).image] });
+    mr4d.finish();
+    const path = join(root, 'mr4d', 'imagesTr', 'mr4d_0_0000.nii.gz');
+    const two = makeVolume(new Float32Array(4 * 16 * 16).fill(1), [4, 16, 16], { spacingXyzMm: SPACING });
+    const bytes = encodeNifti(two);
+    [4, 16, 16, 2, 2].forEach((d, i) => new DataView(bytes.buffer).setInt16(40 + 2 * i, d, true));
+    fsc.writeFileSync(path, gzipSync(bytes));
+    const job = loadJobData({ method: 'naive', source: { path: join(root, 'ct'), caseIds: [] }, target: { path: join(root, 'mr4d'), caseIds: [] }, imageSizeYx: [16, 16], seed: 1 });
+    await expect(job).rejects.toThrow(NiftiError);
+    await expect(job).rejects.toThrow(
+      `${path}: holds 2 volumes (dims x, y, z, … = 16 × 16 × 2 × 2) but one 3D image is expected; pick one with a volume index in 0..1 (\`--volume-index N\` where the command has it), or save that volume as its own 3D file`,
+    );
   });
 });

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatasetError, DatasetWriter, openDataset, openImageFolder, validateDataset } from './dataset';
-import { writeNifti } from './nifti';
+import { NiftiError, encodeNifti, writeNifti } from './nifti';
 import { makeVolume, type Vec3 } from './volume';
 
 const base = mkdtempSync(join(tmpdir(), 'dataset-'));
@@ -120,6 +120,30 @@ describe('nnU-Net v1 list with _0000 files, NaN images', () => {
     expect(ds.cases[0]!.imagePaths).toEqual([join(root, 'imagesTr', 'liver_0_0000.nii.gz')]);
     const problems = await validateDataset(ds);
     expect(problems.map((p) => p.message)).toEqual([`${join(root, 'imagesTr', 'liver_0_0000.nii.gz')}: voxel [z, y, x] = [0, 0, 1] is NaN; images must be finite`]);
+  });
+});
+
+describe('4D images in a dataset', () => {
+  // imagesTr/series_0000.nii holds 2 volumes of [2, 3, 4] (dims 4 × 3 × 2 × 2); taking the
+  // first one silently would train on half a series, so loading and validation refuse it.
+  const root = join(base, 'four-d');
+  const path = join(root, 'imagesTr', 'series_0000.nii');
+  mkdirSync(join(root, 'imagesTr'), { recursive: true });
+  const bytes = encodeNifti(image(1, [4, 3, 4]));
+  [4, 4, 3, 2, 2].forEach((d, i) => new DataView(bytes.buffer).setInt16(40 + 2 * i, d, true));
+  writeFileSync(path, bytes);
+  writeFileSync(join(root, 'dataset.json'), JSON.stringify({ name: 'fourd', channel_names: { '0': 'MR' }, labels: { background: 0, liver: 1 }, file_ending: '.nii' }));
+  const message = `${path}: holds 2 volumes (dims x, y, z, … = 4 × 3 × 2 × 2) but one 3D image is expected; pick one with a volume index in 0..1 (\`--volume-index N\` where the command has it), or save that volume as its own 3D file`;
+
+  it('loadImage refuses it, naming the file, its dims and how to pick a volume', async () => {
+    const load = openDataset(root).getCase('series')!.loadImage();
+    await expect(load).rejects.toThrow(NiftiError);
+    await expect(load).rejects.toThrow(message);
+  });
+
+  it('validateDataset reports it as unreadable', async () => {
+    const problems = await validateDataset(openDataset(root));
+    expect(problems.map((p) => [p.kind, p.message])).toEqual([['unreadable', message]]);
   });
 });
 

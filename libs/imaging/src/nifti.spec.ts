@@ -109,16 +109,42 @@ describe('NIfTI header details', () => {
     expect(Array.from(image.volume.data)).toEqual([0, 1, -2, 3]);
   });
 
-  it('reads the first volume of a 4D file', async () => {
-    // dims [4, 2, 2, 1, 3]: 3 volumes of 4 voxels; the first is [0, 1, 2, 3]
-    const vol = makeVolume(Int16Array.from({ length: 12 }, (_, n) => n), [3, 2, 2]);
-    const bytes = encodeNifti(vol);
+  /** int16 voxels 0..11 written as [3, 2, 2] and relabelled with `dims`: dim[4..] volumes of 4 voxels each. */
+  function multiVolume(dims: readonly number[]): Uint8Array {
+    const bytes = encodeNifti(makeVolume(Int16Array.from({ length: 12 }, (_, n) => n), [3, 2, 2]));
     const v = new DataView(bytes.buffer);
-    [4, 2, 2, 1, 3].forEach((d, i) => v.setInt16(40 + 2 * i, d, true));
-    const image = await decodeNifti(bytes, '4d.nii');
-    expect(image.volume.shape).toEqual([1, 2, 2]);
-    expect(Array.from(image.volume.data)).toEqual([0, 1, 2, 3]);
-    expect(image.header.volumes).toBe(3);
+    dims.forEach((d, i) => v.setInt16(40 + 2 * i, d, true));
+    return bytes;
+  }
+
+  it.each([
+    // [dims, volumeIndex, expected voxels (volume k holds 4k..4k+3), header.volumes]
+    [[4, 2, 2, 1, 3], 0, [0, 1, 2, 3], 3],
+    [[4, 2, 2, 1, 3], 2, [8, 9, 10, 11], 3],
+    // dims 4..5 = 1 × 3: still 3 volumes, counted through dim 5
+    [[5, 2, 2, 1, 1, 3], 1, [4, 5, 6, 7], 3],
+    // a 4th dimension of 1 is a 3D image: no index needed
+    [[4, 2, 2, 3, 1], undefined, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 1],
+  ])('dims %p, volumeIndex %p → voxels %p', async (dims, volumeIndex, voxels, volumes) => {
+    const image = await decodeNifti(multiVolume(dims), '4d.nii', volumeIndex === undefined ? {} : { volumeIndex });
+    expect(Array.from(image.volume.data)).toEqual(voxels);
+    expect(image.header.volumes).toBe(volumes);
+    expect(image.header.volumeIndex).toBe(volumeIndex ?? 0);
+  });
+
+  it.each([
+    // [dims, volumeIndex, message]
+    [
+      [4, 2, 2, 1, 3],
+      undefined,
+      '4d.nii: holds 3 volumes (dims x, y, z, … = 2 × 2 × 1 × 3) but one 3D image is expected; pick one with a volume index in 0..2 (`--volume-index N` where the command has it), or save that volume as its own 3D file',
+    ],
+    [[4, 2, 2, 1, 3], 3, '4d.nii: volume index must be an integer in 0..2 (the file holds 3 volumes, dims 2 × 2 × 1 × 3), got 3'],
+    [[3, 2, 2, 3], 1, '4d.nii: volume index must be an integer in 0..0 (the file holds 1 volume, dims 2 × 2 × 3), got 1'],
+  ])('refuses dims %p with volumeIndex %p', async (dims, volumeIndex, message) => {
+    const read = decodeNifti(multiVolume(dims), '4d.nii', volumeIndex === undefined ? {} : { volumeIndex });
+    await expect(read).rejects.toThrow(NiftiError);
+    await expect(read).rejects.toThrow(message);
   });
 
   it('uses pixdim only when neither form is set', async () => {
@@ -232,12 +258,12 @@ print(json.dumps({'shape': list(data.shape[::-1]), 'spacing': spacing.tolist(), 
   'affine': a.reshape(-1).tolist()}))
 `;
   // anatomical.nii: big-endian int16, vox_offset 0, qform = sform codes 2.
-  // example4d.nii.gz: 4D int16, oblique, little-endian; first volume only.
+  // example4d.nii.gz: 4D int16, oblique, little-endian; volume 0 (volumeIndex 0).
   it.each(['anatomical.nii', 'example4d.nii.gz'])('%s matches nibabel', async (file) => {
     const path = join(dataDir, file);
     const bin = join(dir, `${file}.f64`);
     const want = runPythonJson<{ shape: number[]; spacing: number[]; origin: number[]; direction: number[]; dtype: string; affine: number[] }>(READ, [path, bin]);
-    const image = await readNiftiImage(path);
+    const image = await readNiftiImage(path, { volumeIndex: 0 });
     expect(image.volume.shape).toEqual(want.shape);
     expect(image.header.datatype).toBe(want.dtype);
     image.header.affineRas.forEach((v, i) => expect(v).toBeCloseTo(want.affine[i]!, 4));

@@ -92,8 +92,10 @@ export interface NiftiHeaderInfo {
   readonly geometrySource: NiftiGeometrySource;
   /** Row-major 4x4 index (i, j, k, 1) → RAS mm affine that was used (nibabel's `img.affine` for sform/qform files). */
   readonly affineRas: readonly number[];
-  /** Number of volumes in the file (product of dim[4..7]); only the first is read. */
+  /** Number of volumes in the file (product of dim[4..7]); one is read (see `NiftiReadOptions.volumeIndex`). */
   readonly volumes: number;
+  /** Index of the volume that was read (0 for a 3D file). */
+  readonly volumeIndex: number;
 }
 
 export interface NiftiImage {
@@ -107,6 +109,14 @@ export interface NiftiReadOptions {
    * and label maps that feed training or evaluation.
    */
   requireFinite?: boolean;
+  /**
+   * Which volume of a file with more than one (dim[4..7] not all 1, e.g. a time
+   * series) to read, 0-based, counting through dims 4..7 with dim 4 fastest.
+   * Without it such a file is refused with a NiftiError: taking the first volume
+   * silently would hand a 4D series to code that expects one 3D image. A 3D file
+   * (or one whose extra dims are all 1) accepts only 0 or undefined.
+   */
+  volumeIndex?: number;
 }
 
 /** nifti-reader-js is ES-module only; a native dynamic import loads it from our CommonJS output. */
@@ -125,12 +135,12 @@ function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** Reads a `.nii`/`.nii.gz` file and returns its first 3D volume (see {@link decodeNifti}). */
+/** Reads a `.nii`/`.nii.gz` file and returns its 3D volume (see {@link decodeNifti}; 4D files need `volumeIndex`). */
 export async function readNifti(path: string, options: NiftiReadOptions = {}): Promise<Volume> {
   return (await readNiftiImage(path, options)).volume;
 }
 
-/** Reads a `.nii`/`.nii.gz` file: the first 3D volume plus what its header said. */
+/** Reads a `.nii`/`.nii.gz` file: its 3D volume (4D files need `volumeIndex`) plus what its header said. */
 export async function readNiftiImage(path: string, options: NiftiReadOptions = {}): Promise<NiftiImage> {
   let bytes: Uint8Array;
   try {
@@ -145,7 +155,9 @@ export async function readNiftiImage(path: string, options: NiftiReadOptions = {
  * Decodes NIfTI-1 bytes (gzip-compressed or not). `what` names the source in error
  * messages; a name ending in `.gz` must hold gzip data.
  *
- * Returns the first 3D volume: data `[z, y, x]` (x fastest) = NIfTI (k, j, i); the
+ * Returns one 3D volume — the only one, or `options.volumeIndex` of a file with
+ * several (a file with several and no `volumeIndex` is refused, naming its dims
+ * and how to pick one): data `[z, y, x]` (x fastest) = NIfTI (k, j, i); the
  * array type follows the stored datatype, except that a non-identity
  * scl_slope/scl_inter turns integer data into Float32Array (float64 stays Float64Array)
  * holding `stored * slope + inter`. A slope of 0 or non-finite means "no scaling" (as
@@ -207,16 +219,20 @@ export async function decodeNifti(bytes: Uint8Array, what: string, options: Nift
   const nz = size(3);
   let volumes = 1;
   for (let d = 4; d <= ndim; d++) volumes *= size(d);
+  const volumeIndex = chooseVolume(volumes, dims.slice(1, ndim + 1), options.volumeIndex, what);
   let voxOffset = Math.round(hdr.vox_offset);
   // Old writers left vox_offset 0 in single files; nibabel then reads from 352 too.
   if (voxOffset < SINGLE_FILE_VOX_OFFSET) voxOffset = SINGLE_FILE_VOX_OFFSET;
   const count = nx * ny * nz;
-  const needed = voxOffset + count * datatype.bytes;
+  const start = voxOffset + volumeIndex * count * datatype.bytes;
+  const needed = start + count * datatype.bytes;
   if (raw.length < needed) {
-    throw new NiftiError(`${what}: truncated: voxel data needs ${needed} bytes (offset ${voxOffset} + ${count} × ${datatype.bytes}), file has ${raw.length}`);
+    throw new NiftiError(
+      `${what}: truncated: voxel data needs ${needed} bytes (offset ${voxOffset} + ${volumeIndex > 0 ? `${volumeIndex} volumes before + ` : ''}${count} × ${datatype.bytes}), file has ${raw.length}`,
+    );
   }
 
-  let data: VoxelArray = readVoxels(view, voxOffset, count, datatype.name, littleEndian);
+  let data: VoxelArray = readVoxels(view, start, count, datatype.name, littleEndian);
   const slope = hdr.scl_slope;
   const inter = hdr.scl_inter;
   const scaled = Number.isFinite(slope) && slope !== 0 && (slope !== 1 || (Number.isFinite(inter) && inter !== 0));
@@ -265,8 +281,28 @@ export async function decodeNifti(bytes: Uint8Array, what: string, options: Nift
       geometrySource: geometry.source,
       affineRas,
       volumes,
+      volumeIndex,
     },
   };
+}
+
+/**
+ * The volume to read of a file holding `volumes` of them: `requested`, which must
+ * be an integer in [0, volumes); undefined is 0 for a single-volume file and an
+ * error otherwise. `dims` are dim[1..ndim] (x, y, z, t, …) for the message.
+ */
+function chooseVolume(volumes: number, dims: readonly number[], requested: number | undefined, what: string): number {
+  if (requested === undefined) {
+    if (volumes === 1) return 0;
+    throw new NiftiError(
+      `${what}: holds ${volumes} volumes (dims x, y, z, … = ${dims.join(' × ')}) but one 3D image is expected; ` +
+        `pick one with a volume index in 0..${volumes - 1} (\`--volume-index N\` where the command has it), or save that volume as its own 3D file`,
+    );
+  }
+  if (!Number.isInteger(requested) || requested < 0 || requested >= volumes) {
+    throw new NiftiError(`${what}: volume index must be an integer in 0..${volumes - 1} (the file holds ${volumes} volume${volumes === 1 ? '' : 's'}, dims ${dims.join(' × ')}), got ${requested}`);
+  }
+  return requested;
 }
 
 function spatialUnitToMm(code: number): number {

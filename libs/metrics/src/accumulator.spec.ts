@@ -96,6 +96,41 @@ describe('MetricsAccumulator', () => {
     expect(acc.caseCount).toBe(1);
   });
 
+  it('reports a label empty on both sides in every case as absent and scores it nowhere', () => {
+    const acc = new MetricsAccumulator();
+    // Label 1: Dice 0.1 and 0.3 → mean 0.2. Label 2: both empty in c1 (Dice 1) and 0.5 in
+    //   c2 → mean 0.75: present in some case, so the both-empty case keeps counting.
+    // Label 3: both empty in c1 and c2 → absent: not in labels, perCase or the averages.
+    // Organ average over labels 1 and 2: (0.2 + 0.75)/2 = 0.475 (with label 3 as Dice 1
+    //   it would have been (0.2 + 0.75 + 1)/3 = 0.65).
+    acc.update('c1', [result(1, 0.1, 8), result(2, 1, 0, { bothEmpty: true }), result(3, 1, 0, { bothEmpty: true })]);
+    acc.update('c2', [result(1, 0.3, 4), result(2, 0.5, 2), result(3, 1, 0, { bothEmpty: true })]);
+    const s = acc.aggregate();
+    expect(s.absentLabels).toEqual([3]);
+    expect(s.labels.map((l) => [l.label, l.cases, l.bothEmpty])).toEqual([
+      [1, 2, 0],
+      [2, 2, 1],
+    ]);
+    expect(s.labels[1]?.dice.mean).toBeCloseTo(0.75, 12);
+    expect(s.organAverage.dice).toBeCloseTo(0.475, 12);
+    expect(s.organAverage.hd95Mm).toBeCloseTo((6 + 1) / 2, 12); // label means 6 and 1
+    expect(s.perCase.map((c) => [c.caseId, c.labels.map((m) => m.label)])).toEqual([
+      ['c1', [1, 2]],
+      ['c2', [1, 2]],
+    ]);
+  });
+
+  it('with every label absent there is no organ average', () => {
+    // One case, labels 1 and 2 both empty on both sides: nothing to score.
+    const acc = new MetricsAccumulator();
+    acc.update('c1', [result(1, 1, 0, { bothEmpty: true }), result(2, 1, 0, { bothEmpty: true })]);
+    const s = acc.aggregate();
+    expect(s.absentLabels).toEqual([1, 2]);
+    expect(s.labels).toEqual([]);
+    expect(s.organAverage.dice).toBeNaN();
+    expect(s.perCase).toEqual([{ caseId: 'c1', labels: [] }]);
+  });
+
   it.each<[string, (acc: MetricsAccumulator) => void, string]>([
     // [what, bad update after case "c1" with label 1 at tolerance 1 mm, message]
     ['a repeated case id', (acc) => acc.update('c1', []), 'case "c1" was already added'],

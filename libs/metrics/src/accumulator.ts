@@ -46,21 +46,30 @@ export interface CaseResult {
 export interface MetricsSummary {
   /** Number of cases given to `update`. */
   readonly cases: number;
-  /** Per label, ascending by label. */
+  /** Per label, ascending by label; labels in `absentLabels` are not here. */
   readonly labels: readonly LabelSummary[];
   /**
-   * Organ average: the mean over labels of each label's mean (labels whose mean is
+   * Labels that were empty in both prediction and ground truth in **every** case
+   * that reported them, ascending. Nothing was there to segment, so they have no
+   * score: they are left out of `labels`, `organAverage` and `perCase` (otherwise
+   * each would count as Dice 1 and lift the average). A label empty on both sides
+   * in only some cases is not absent: those cases count as both-empty (Dice 1).
+   */
+  readonly absentLabels: readonly number[];
+  /**
+   * Organ average: the mean over `labels` of each label's mean (labels whose mean is
    * NaN — no value at all — are left out; NaN if no label has a value).
    */
   readonly organAverage: Readonly<Record<SummaryMetric, number>>;
-  /** Every case, in the order given. */
+  /** Every case, in the order given, each without the labels in `absentLabels`. */
   readonly perCase: readonly CaseResult[];
 }
 
 /**
  * Collects per-case label metrics and summarises them (DESIGN.md §6): per label
  * mean ± population std over cases, then the average over labels, plus counts of
- * both-empty, one-empty and missing cases.
+ * both-empty, one-empty and missing cases. Labels empty on both sides in every
+ * case are reported as absent and scored nowhere (see `MetricsSummary.absentLabels`).
  */
 export class MetricsAccumulator {
   private readonly results: CaseResult[] = [];
@@ -109,7 +118,9 @@ export class MetricsAccumulator {
         byLabel.set(m.label, list);
       }
     }
-    const labels = [...byLabel.keys()].sort((a, b) => a - b).map((label): LabelSummary => {
+    const sorted = [...byLabel.keys()].sort((a, b) => a - b);
+    const absent = new Set(sorted.filter((label) => (byLabel.get(label) ?? []).every((m) => m.bothEmpty)));
+    const labels = sorted.filter((label) => !absent.has(label)).map((label): LabelSummary => {
       const list = byLabel.get(label) ?? [];
       const stat = (metric: SummaryMetric): MeanStd => meanStd(list.map((m) => m[metric]));
       return {
@@ -129,7 +140,8 @@ export class MetricsAccumulator {
     const organAverage = Object.fromEntries(
       SUMMARY_METRICS.map((metric) => [metric, meanStd(labels.map((s) => s[metric].mean)).mean]),
     ) as Record<SummaryMetric, number>;
-    return { cases: this.results.length, labels, organAverage, perCase: [...this.results] };
+    const perCase = this.results.map((c) => (c.labels.some((m) => absent.has(m.label)) ? { caseId: c.caseId, labels: c.labels.filter((m) => !absent.has(m.label)) } : c));
+    return { cases: this.results.length, labels, absentLabels: [...absent], organAverage, perCase };
   }
 
   /** Forgets every case. */

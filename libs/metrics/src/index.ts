@@ -1,5 +1,5 @@
 export { MetricsError } from './errors';
-export { SPACING_RELATIVE_TOLERANCE } from './label-map';
+export { SPACING_RELATIVE_TOLERANCE, labelValues } from './label-map';
 export type { LabelMap } from './label-map';
 export { euclideanDistanceTransform } from './edt';
 export { surfaceMask } from './surface';

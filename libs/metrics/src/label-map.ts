@@ -83,3 +83,33 @@ export function checkLabel(label: number, what = 'label'): void {
     throw new MetricsError(`${what} must be an integer, got ${String(label)}`);
   }
 }
+
+/**
+ * The distinct values of a label map, ascending, after checking that it is one: every
+ * voxel a finite integer ≥ 0. Integer arrays pass unless a value is negative; float
+ * arrays pass when every value is a whole number (label maps saved as float by
+ * nibabel or SimpleITK are common), so a float CT or MR image — or a NaN-filled
+ * file — is refused instead of being scored as a segmentation. `what` names the map
+ * in the message (a file path), which gives the first bad voxel `[z, y, x]` and its
+ * value. Throws MetricsError.
+ */
+export function labelValues(map: LabelMap, what: string): number[] {
+  const { ny, nx } = gridOf(map, what);
+  const data = map.data;
+  const values = new Set<number>();
+  let last = Number.NaN;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i] as number;
+    if (v === last) continue;
+    if (!(Number.isInteger(v) && v >= 0)) {
+      const z = Math.floor(i / (ny * nx));
+      const y = Math.floor((i % (ny * nx)) / nx);
+      throw new MetricsError(
+        `${what}: voxel [z, y, x] = [${z}, ${y}, ${i % nx}] is ${v}, not a label: a label map holds integers ≥ 0 (an integer datatype, or float data whose values are all whole numbers)`,
+      );
+    }
+    values.add(v);
+    last = v;
+  }
+  return [...values].sort((a, b) => a - b);
+}

@@ -107,6 +107,24 @@ describe('purify data and evaluate', () => {
     expect(result.stderr.trim()).toBe('purify: cases do not match by id: no prediction for case2; no ground truth for case3');
   });
 
+  it('evaluate refuses --pred and --gt naming the same folder (issue #25: it reported Dice 1.0000)', () => {
+    const gt = join(out, 'ct', 'labelsTs');
+    const result = purify(['evaluate', '--pred', gt, '--gt', gt]);
+    expect(result.stderr.trim()).toBe(`purify: --pred and --gt are the same path (${gt}): a prediction scored against itself always gets Dice 1`);
+    expect(result.status).toBe(2);
+  });
+
+  it('evaluate names a label that no case contains as absent and averages without it', () => {
+    // One case: label 1 G = {0, 1}, P = {1, 2} → Dice 0.5; label 2 is in neither → absent.
+    const a = mkdtempSync(join(tmpdir(), 'purify-absent-'));
+    writeNifti(join(a, 'p.nii.gz'), makeVolume(Uint8Array.from([0, 1, 1, 0]), [1, 2, 2]));
+    writeNifti(join(a, 'g.nii.gz'), makeVolume(Uint8Array.from([1, 1, 0, 0]), [1, 2, 2]));
+    const result = purify(['evaluate', '--pred', join(a, 'p.nii.gz'), '--gt', join(a, 'g.nii.gz'), '--labels', '1,2']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('absent (empty in every prediction and ground truth; not scored, not averaged): label_2');
+    expect(result.stdout).toContain('organ average over 1 labels, 1 cases: Dice 0.5000');
+  });
+
   it.each([
     // [args, exit code, stderr fragment]
     [['data', 'generate', '--out', '/tmp/x', '--domains', 'ct,pet'], 2, 'purify: --domains: unknown domain "pet" (expected a comma-separated subset of ct,mr,cbct)'],

@@ -10,6 +10,7 @@ import { createClient, unaryCall } from '@purify/runtime';
 import { CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
 import { serviceAddress } from '../services-file';
+import { OutputPolicy } from '../write-safety';
 
 /**
  * `purify adapt`: submits an adaptation job to the trainer service, follows
@@ -237,7 +238,8 @@ export function writeRoundFigure(dir: string, round: number, s: RoundSnapshot): 
 /** Submits (or reattaches to) an adaptation job, follows it to the end, and writes the summary. */
 export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
   const started = Date.now();
-  const out = resolve(opts.out);
+  // A run folder, reattached by design: only the dataset-folder rule applies (tools/cli/src/write-safety.ts).
+  const out = new OutputPolicy().folder(opts.out, '--out');
   mkdirSync(out, { recursive: true });
   const runFile = join(out, 'job.json');
   let jobId: string;

@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { hostname, cpus } from 'node:os';
 import { Command } from 'commander';
 import { ModelRegistry, writeJsonAtomic, type ModelMeta } from '@purify/artifacts';
@@ -14,6 +14,7 @@ import { augmentArg, CliError, intArg, output } from '../cli-util';
 import { launchServices, type Launch } from '../launcher';
 import { Progress, formatSeconds } from '../progress';
 import { ROUND_FIGURE_PANELS, runAdapt, type AdaptSummary } from './adapt';
+import { OutputPolicy } from '../write-safety';
 import { evaluatePaths } from './evaluate';
 
 /**
@@ -192,7 +193,8 @@ export function checkRunConfig(out: string, o: BenchmarkOptions): void {
 export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: string; results: MethodResult[] }> {
   const started = Date.now();
   const origin = invocationOrigin();
-  const out = resolve(o.out);
+  // Our own run folder, resumed by design: only the dataset-folder rule applies (tools/cli/src/write-safety.ts).
+  const out = new OutputPolicy().folder(o.out, '--out');
   mkdirSync(out, { recursive: true });
   for (const b of o.benchmarks) if (!(b in BENCHMARK_TARGET)) throw new CliError(`--benchmarks: unknown benchmark "${b}" (expected ${Object.keys(BENCHMARK_TARGET).join(', ')})`, 2);
   for (const m of o.methods) if (!(ALL_METHODS as readonly string[]).includes(m)) throw new CliError(`--methods: unknown method "${m}" (expected ${ALL_METHODS.join(', ')})`, 2);

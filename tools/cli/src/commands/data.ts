@@ -5,6 +5,7 @@ import { openDataset, orientationCode, readNiftiImage, validateDataset, type Vol
 import { DEFAULT_GRID, DOMAINS, generateBenchmark, intensityTable, type Domain } from '@purify/phantoms';
 import { CliError, intArg, output, table } from '../cli-util';
 import { Progress } from '../progress';
+import { OutputPolicy } from '../write-safety';
 
 function domainsArg(raw: string): Domain[] {
   const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
@@ -24,10 +25,14 @@ function generateCommand(): Command {
     .option('--test-cases <n>', 'held-out test cases per domain', intArg(1, 10_000), 8)
     .option('--size <px>', 'in-plane size in pixels', intArg(16, 1024), DEFAULT_GRID.size)
     .option('--slices <n>', 'axial slices (CT grid; MR has 1.5× thicker slices)', intArg(2, 512), DEFAULT_GRID.slices)
+    .option('--overwrite', 'write over an earlier generation in --out', false)
     .option('--json', 'print the manifest as JSON', false)
-    .action((opts: { out: string; domains: string; seed: number; trainCases: number; testCases: number; size: number; slices: number; json: boolean }) => {
+    .action((opts: { out: string; domains: string; seed: number; trainCases: number; testCases: number; size: number; slices: number; overwrite: boolean; json: boolean }) => {
       const domains = domainsArg(opts.domains);
-      const outDir = resolve(opts.out);
+      // What generateBenchmark writes into --out (tools/cli/src/write-safety.ts): refused when an earlier run left any of it.
+      const outDir = new OutputPolicy({ overwrite: opts.overwrite }).filesIn(opts.out, '--out', {
+        names: ['benchmark.json', 'intensity-stats.json', 'intensity-stats.md', 'previews', ...domains.flatMap((d) => [d, `${d}-eval`, `${d}-oracle`])],
+      });
       const total = domains.length * (opts.trainCases + opts.testCases);
       const progress = new Progress('generating', total, opts.json);
       const manifest = generateBenchmark({
@@ -108,7 +113,8 @@ function inspectCommand(): Command {
         throw new CliError(`${abs}: no such file or folder`, 2);
       }
       if (!isDir) {
-        const { volume, header } = await readNiftiImage(abs, {});
+        // Volume 0 of a 4D file (the table says how many it holds): inspecting must not refuse what it describes.
+        const { volume, header } = await readNiftiImage(abs, { volumeIndex: 0 });
         const summary = { path: abs, ...summarise(volume), dtype: header.datatype, header };
         output(opts.json, summary, () =>
           table(
@@ -116,6 +122,7 @@ function inspectCommand(): Command {
             [
               ['file', abs],
               ['shape [z,y,x]', summary.shape.join(' × ')],
+              ['volumes', header.volumes === 1 ? '1' : `${header.volumes} (dims ${header.dims.slice(1, (header.dims[0] ?? 3) + 1).join(' × ')}; the rest describes volume 0)`],
               ['spacing (x,y,z) mm', summary.spacingXyzMm.map((s) => s.toFixed(4)).join(', ')],
               ['origin LPS mm', summary.originLpsMm.map((s) => s.toFixed(2)).join(', ')],
               ['orientation', summary.orientation],

@@ -5,7 +5,7 @@
  *   export-phantom a CT DICOM series of the built-in phantom (files, and optionally STOW-RS to a PACS)
  */
 import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { SegmenterServiceClient, type ModelRef } from '@purify/proto';
 import { createClient, ErrorCode, PurifyError, unaryCall } from '@purify/runtime';
@@ -30,6 +30,7 @@ import {
 } from '@purify/dicom';
 import { DEFAULT_SEGMENT_TIMEOUT_MS, ensureModelLoaded, segmentRemote } from '@purify/inference';
 import { CliError, intArg, opaqueCaseId, output } from '../cli-util';
+import { OutputPolicy } from '../write-safety';
 import { segmenterAddress } from './segment';
 
 import { version as CLI_VERSION } from '../../package.json';
@@ -226,6 +227,7 @@ function watchCommand(): Command {
       .option('--from-start', 'without a cursor: also handle the studies already on the PACS (default: only new ones)', false)
       .option('--once', 'stop when nothing is new instead of waiting', false),
   ).action(async (opts: WatchOpts) => {
+    const cursorDir = new OutputPolicy().folder(dirname(resolve(opts.cursor)), '--cursor');
     const pipe = await segmenterPipeline(opts);
     const controller = new AbortController();
     const stop = (): void => controller.abort();
@@ -233,7 +235,7 @@ function watchCommand(): Command {
     process.once('SIGTERM', stop);
     const log = eventPrinter(opts.json);
     try {
-      mkdirSync(resolve(opts.cursor, '..'), { recursive: true });
+      mkdirSync(cursorDir, { recursive: true });
       const summary = await watch(opts.url, resolve(opts.cursor), pipe.segment, {
         ...pipelineOptions(opts, pipe.segments, pipe.algorithmVersion, log),
         pollIntervalMs: opts.pollMs,
@@ -264,8 +266,11 @@ function exportPhantomCommand(): Command {
     .option('--slices <n>', 'axial slices', intArg(1, 1024), 32)
     .option('--url <url>', 'also store the series on this DICOMweb root', urlArg)
     .option('--timeout-ms <ms>', 'STOW-RS timeout', intArg(1, 86_400_000), 60_000)
+    .option('--overwrite', 'replace the NNNN.dcm files of an earlier export in --out', false)
     .option('--json', 'machine-readable output', false)
-    .action(async (opts: { out: string; seed: number; size: number; slices: number; url?: string; timeoutMs: number; json: boolean }) => {
+    .action(async (opts: { out: string; seed: number; size: number; slices: number; url?: string; timeoutMs: number; overwrite: boolean; json: boolean }) => {
+      // Checked first (tools/cli/src/write-safety.ts): a folder holding another series' slices is not silently mixed with this one.
+      const out = new OutputPolicy({ overwrite: opts.overwrite }).filesIn(opts.out, '--out', { pattern: /^\d{4,}\.dcm$/ });
       const rng = new Rng(opts.seed);
       // The benchmark's field of view and slab (384 mm, 32 × 6 mm), whatever the pixel counts.
       const rendered = renderCase(sampleAnatomy(rng), 'ct', { size: opts.size, slices: opts.slices, fovMm: 384, sliceMm: (32 * 6) / opts.slices }, rng);
@@ -277,7 +282,6 @@ function exportPhantomCommand(): Command {
         seriesDescription: `purify phantom CT seed ${opts.seed}`,
         imageType: ['DERIVED', 'SECONDARY', 'AXIAL'],
       });
-      const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
       series.instances.forEach((inst, k) => writeFileAtomic(join(out, `${String(k + 1).padStart(4, '0')}.dcm`), inst.bytes));
       let stored = 0;

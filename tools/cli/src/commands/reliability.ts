@@ -24,6 +24,7 @@ import { createClient } from '@purify/runtime';
 import { CliError, intArg, output, table } from '../cli-util';
 import { Progress } from '../progress';
 import { serviceAddress } from '../services-file';
+import { OutputPolicy } from '../write-safety';
 
 /** The maps the command asks for, and the NIfTI file each becomes. */
 const MAP_FILES: readonly { kind: MapKind; file: string; labels: boolean }[] = [
@@ -59,6 +60,7 @@ interface Opts {
   round: number;
   modality?: string;
   figures: number;
+  overwrite: boolean;
   timeoutMs: number;
   json: boolean;
 }
@@ -208,15 +210,20 @@ export function reliabilityCommand(): Command {
     .option('--round <n>', 'adaptation round (context feature)', intArg(0, 2 ** 32 - 1), 0)
     .option('--modality <ct|mr|cbct>', 'modality recorded in the request')
     .option('--figures <n>', 'PNG figures for the n slices with the most predicted foreground', intArg(0, 1000), 3)
+    .option('--overwrite', 'replace the files of an earlier run in --out', false)
     .option('--timeout-ms <ms>', 'deadline of the whole call', intArg(1, 86_400_000), 600_000)
     .option('--json', 'machine-readable summary on stdout', false)
     .action(async (opts: Opts) => {
       if (opts.modality !== undefined && MODALITIES[opts.modality] === undefined) throw new CliError(`--modality must be ct, mr or cbct, got "${opts.modality}"`, 2);
       const input = resolve(opts.input);
+      // The files this command writes into --out, checked before anything is read or sent (tools/cli/src/write-safety.ts).
+      const out = new OutputPolicy({ inputs: [{ path: input, what: 'the --input image' }], overwrite: opts.overwrite }).filesIn(opts.out, '--out', {
+        names: [...MAP_FILES.map((m) => m.file), 'region-index.nii.gz', 'result.json'],
+        pattern: /^slice-\d{3,}\.png$/,
+      });
       const volume = await readNifti(input).catch((err: unknown) => {
         throw new CliError(`--input: ${(err as Error).message}`, 2);
       });
-      const out = resolve(opts.out);
       mkdirSync(out, { recursive: true });
       const address = addressOf(opts);
       const client = createClient(ReliabilityServiceClient, 'reliability', { addresses: [address], defaultTimeoutMs: opts.timeoutMs, maxAttempts: 1 });

@@ -6,6 +6,7 @@ import { readNifti, writeNifti, type Volume } from '@purify/imaging';
 import { DEFAULT_SEGMENT_TIMEOUT_MS, ensureModelLoaded, segmentRemote, writeProbabilitiesNifti } from '@purify/inference';
 import { CliError, intArg, opaqueCaseId, output, table } from '../cli-util';
 import { serviceAddress } from '../services-file';
+import { OutputPolicy } from '../write-safety';
 
 const NIFTI = /\.nii(\.gz)?$/i;
 
@@ -46,6 +47,8 @@ interface SegmentOpts {
   segmenter?: string;
   runDir: string;
   probabilities?: string;
+  volumeIndex?: number;
+  overwrite: boolean;
   tta: boolean;
   overlap: number;
   batchSize: number;
@@ -62,6 +65,8 @@ export function segmentCommand(): Command {
     .option('--segmenter <host:port>', `segmenter address (default: from <run-dir>/services.json, else 127.0.0.1:${DEFAULT_PORTS.segmenter})`)
     .option('--run-dir <dir>', 'where `purify up` wrote services.json', '.purify')
     .option('--probabilities <file>', 'also write class probabilities as a 4D NIfTI (x, y, z, class), float32')
+    .option('--volume-index <n>', 'which volume of a 4D --input to segment, 0-based (a 4D input without it is refused)', intArg(0, 1_000_000))
+    .option('--overwrite', 'replace --out / --probabilities when they exist (never the input, never inside a dataset\'s images*/labels* folder)', false)
     .option('--tta', 'average over x/y/xy flips (4× the inference)', false)
     .option('--overlap <fraction>', 'sliding-window overlap for slices larger than the model tile, [0, 1)', overlapArg, 0.5)
     .option('--batch-size <n>', 'tiles per inference call; 0 = the server default', intArg(0, 4096), 0)
@@ -69,12 +74,14 @@ export function segmentCommand(): Command {
     .option('--json', 'machine-readable output', false)
     .action(async (opts: SegmentOpts) => {
       const input = niftiPath(opts.input, 'input');
-      const out = niftiPath(opts.out, 'out');
-      const probabilitiesPath = opts.probabilities === undefined ? undefined : niftiPath(opts.probabilities, 'probabilities');
+      // Every output is checked before anything is read or sent (tools/cli/src/write-safety.ts).
+      const policy = new OutputPolicy({ inputs: [{ path: input, what: 'the --input image' }], overwrite: opts.overwrite });
+      const out = policy.file(niftiPath(opts.out, 'out'), '--out');
+      const probabilitiesPath = opts.probabilities === undefined ? undefined : policy.file(niftiPath(opts.probabilities, 'probabilities'), '--probabilities');
       const { address, source } = segmenterAddress(opts.segmenter, resolve(opts.runDir));
       let volume: Volume;
       try {
-        volume = await readNifti(input);
+        volume = await readNifti(input, opts.volumeIndex === undefined ? {} : { volumeIndex: opts.volumeIndex });
       } catch (err) {
         throw new CliError(`--input: ${(err as Error).message}`, 2);
       }
@@ -107,6 +114,7 @@ export function segmentCommand(): Command {
           model: res.result.model,
           executionProvider: model.executionProvider,
           input,
+          volumeIndex: opts.volumeIndex ?? null,
           out,
           probabilities: probabilitiesPath ?? null,
           shapeZyx: [...volume.shape],

@@ -1,8 +1,11 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { NiftiError, openDataset, type Dataset } from '@purify/imaging';
 import { AugmentLevel, SOURCE_SCHEDULE, TrainingConfigError, TrainingDataError, trainSourceModel, type TrainSourceResult } from '@purify/training';
 import { augmentArg, CliError, intArg, numberArg, output, table } from '../cli-util';
 import { formatSeconds, Progress } from '../progress';
+import { OutputPolicy } from '../write-safety';
 
 /**
  * `purify train-source`: stage A — train the source segmentation model on a
@@ -31,7 +34,34 @@ interface TrainSourceOpts {
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
   workers?: number;
   predictTest?: string;
+  overwrite: boolean;
   json: boolean;
+}
+
+/**
+ * Checks every file train-source will write before training starts (the write rule
+ * of tools/cli/src/write-safety.ts): the artifact store must not be a dataset
+ * folder, and each `--predict-test` file `<dir>/<id>.nii.gz` must not be inside a
+ * dataset's image or label folder, must not be any image or label of `--data`, and
+ * must not exist unless `--overwrite`.
+ */
+function checkOutputs(opts: TrainSourceOpts): void {
+  const noInputs = new OutputPolicy();
+  noInputs.folder(opts.out, '--out');
+  if (opts.predictTest === undefined) return;
+  noInputs.folder(opts.predictTest, '--predict-test');
+  let dataset: Dataset;
+  try {
+    dataset = openDataset(opts.data);
+  } catch (err) {
+    throw new CliError((err as Error).message, 2);
+  }
+  const inputs = dataset.cases.flatMap((c) => [
+    ...c.imagePaths.map((path) => ({ path, what: `the image of case ${c.id} in --data` })),
+    ...(c.labelPath === undefined ? [] : [{ path: c.labelPath, what: `the label map of case ${c.id} in --data` }]),
+  ]);
+  const policy = new OutputPolicy({ inputs, overwrite: opts.overwrite });
+  for (const c of dataset.cases.filter((x) => x.split === 'test')) policy.file(join(opts.predictTest, `${c.id}.nii.gz`), '--predict-test');
 }
 
 function positiveNumber(raw: string): number {
@@ -62,7 +92,11 @@ function summary(r: TrainSourceResult, opts: TrainSourceOpts): string {
   if (r.version !== undefined) lines.push(`published ${r.version.meta.name} version ${r.version.meta.version}: ${r.version.dir}`);
   else lines.push(`cancelled: nothing published; continue with the same options and --resume`);
   if (r.predictions.length > 0) {
-    lines.push(`wrote ${r.predictions.length} test predictions to ${resolve(opts.predictTest ?? '')}`, `evaluate with: purify evaluate --pred ${resolve(opts.predictTest ?? '')} --gt ${resolve(opts.data, 'labelsTs')}`);
+    const gt = resolve(opts.data, 'labelsTs');
+    lines.push(
+      `wrote ${r.predictions.length} test predictions to ${resolve(opts.predictTest ?? '')}`,
+      existsSync(gt) ? `evaluate with: purify evaluate --pred ${resolve(opts.predictTest ?? '')} --gt ${gt}` : `(no ${gt} to evaluate them against)`,
+    );
   }
   return lines.join('\n');
 }
@@ -89,9 +123,12 @@ export function trainSourceCommand(): Command {
     .option('--resume', 'continue from the last checkpoint of this --name in --out', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
     .option('--workers <n>', 'data-parallel training threads, each on a shard of every batch (1 = in-process; default: 2 on wasm with ≥ 2 cores and --batch-size ≥ 2, else 1)', intArg(1, 64))
-    .option('--predict-test <dir>', "write the best model's label maps of the held-out test cases (imagesTs) here as <id>.nii.gz on their original grids")
+    .option('--predict-test <dir>', "write the best model's label maps of the held-out test cases (imagesTs) here as <id>.nii.gz on their original grids (never inside a dataset's images*/labels* folder)")
+    .option('--overwrite', 'replace existing --predict-test files (e.g. when continuing with --resume)', false)
     .option('--json', 'machine-readable output', false)
     .action(async (opts: TrainSourceOpts) => {
+      // Before anything is loaded or trained: a refusal after an hour of training helps nobody.
+      checkOutputs(opts);
       const controller = new AbortController();
       const stop = (): void => {
         if (!controller.signal.aborted) process.stderr.write('\nstopping after the current step (checkpoint kept; continue with --resume)…\n');
@@ -182,7 +219,8 @@ export function trainSourceCommand(): Command {
         );
         if (result.training.stopReason === 'cancelled') process.exitCode = 130;
       } catch (err) {
-        if (err instanceof TrainingDataError || err instanceof TrainingConfigError) throw new CliError(err.message, 2);
+        // A NiftiError names the file and what is wrong with it (e.g. a 4D image): bad input, like TrainingDataError.
+        if (err instanceof TrainingDataError || err instanceof TrainingConfigError || err instanceof NiftiError) throw new CliError(err.message, 2);
         throw err;
       } finally {
         process.off('SIGINT', stop);
