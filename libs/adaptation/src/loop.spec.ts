@@ -202,6 +202,28 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (student2[i] as number))))).toBeGreaterThan(1e-4);
   });
 
+  it.each([Method.Cbst, Method.Rule, Method.Rl].map((m) => [m]))('%s with the class-balanced curriculum: every class keeps pixels in every round, the kept portion grows', async (method) => {
+    const o = options(method, {
+      hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 2, batchSize: 2, ...(method === Method.Rule ? { threshold: 0.01 } : {}) }),
+    });
+    const rounds: RoundReport[] = [];
+    const res = await runAdaptation(o, { onRound: (r) => rounds.push(r) });
+    res.model.dispose();
+    expect(rounds.map((r) => r.metrics['kept_portion'])).toEqual([0.2, 0.8]);
+    for (const r of rounds) {
+      // Per class a threshold; the snapshot's pseudo-label classes each keep some weight.
+      expect(r.metrics['gate_class_0']).toEqual(expect.any(Number));
+      const snap = r.snapshot!;
+      for (const c of new Set(snap.pseudoLabel)) {
+        const kept = snap.weights.filter((w, i) => snap.pseudoLabel[i] === c && w > 0).length;
+        expect(kept).toBeGreaterThan(0);
+      }
+    }
+    // The later round keeps more pixels (a larger portion of each class).
+    const keptPixels = (r: RoundReport): number => r.weights.pixels * (1 - r.weights.zeroFraction);
+    expect(keptPixels(rounds[1]!)).toBeGreaterThan(keptPixels(rounds[0]!));
+  });
+
   it('source-only from an init model is that model; with AdaBN only the BatchNorm statistics move, to the target images’ statistics', async () => {
     const init = buildUNet({ depth: 2, baseWidth: 4, seed: 9, numClasses: 2 });
     const initial = init.getWeights();

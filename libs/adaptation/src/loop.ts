@@ -29,7 +29,8 @@ import { episodicReward, proxyReward, regionAccuracy, regionRewards, wrongRegion
 import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 import { ParallelAdaptation } from './parallel-step';
 import { adaptationStep, type DualStepResult } from './step';
-import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, gatedRegionPixelWeights, naiveWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
+import { classBalancedWeights, classGate, classThresholds, keptPortion } from './curriculum';
+import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
 
 /** Hyper-parameters shared by every method (proto `TrainingHyperparameters`). */
 export interface AdaptationHyperparameters {
@@ -45,12 +46,23 @@ export interface AdaptationHyperparameters {
   /** `confidence`: max-prob threshold (default 0.968); `rule`: reliability threshold (default 0.5). */
   readonly threshold: number;
   /**
-   * `rule` / `rl`: the pixel confidence gate under the region weights — a pixel
-   * whose pseudo-label max-probability is below it gets weight 0 (default
-   * 0.968, DAFormer's threshold; any value ≤ 1/K keeps every pixel).
+   * `rule` / `rl`: a fixed pixel confidence gate under the region weights — a
+   * pixel whose pseudo-label max-probability is below it gets weight 0 (any
+   * value ≤ 1/K keeps every pixel). 0 (the default) = the class-balanced
+   * curriculum gate of {@link keptPortionStart} … {@link keptPortionEnd}.
    */
   readonly pixelGate: number;
+  /**
+   * `cbst`, and `rule` / `rl` without a fixed `pixelGate`: the portion of each
+   * class's most confident pixels kept in the first and the last round
+   * (linear in between; defaults 0.2 and 0.8; CBST, docs/adaptation.md).
+   */
+  readonly keptPortionStart: number;
+  readonly keptPortionEnd: number;
 }
+
+/** Default kept portions of the class-balanced curriculum (first and last round). */
+export const DEFAULT_KEPT_PORTION = Object.freeze({ start: 0.2, end: 0.8 });
 
 export const DEFAULT_HYPERPARAMETERS: Readonly<Omit<AdaptationHyperparameters, 'threshold' | 'pixelGate'>> = Object.freeze({
   rounds: 4,
@@ -59,6 +71,8 @@ export const DEFAULT_HYPERPARAMETERS: Readonly<Omit<AdaptationHyperparameters, '
   learningRate: 5e-4,
   targetWeight: 1,
   emaDecay: 0.99,
+  keptPortionStart: DEFAULT_KEPT_PORTION.start,
+  keptPortionEnd: DEFAULT_KEPT_PORTION.end,
 });
 
 /** Starting severity of the simulated shift (rl). */
@@ -83,7 +97,9 @@ export function resolveHyperparameters(method: Method, h: Partial<AdaptationHype
     targetWeight: pick(h.targetWeight, DEFAULT_HYPERPARAMETERS.targetWeight),
     emaDecay: pick(h.emaDecay, DEFAULT_HYPERPARAMETERS.emaDecay),
     threshold: pick(h.threshold, method === Method.Rule ? RULE_THRESHOLD : DAFORMER_THRESHOLD),
-    pixelGate: pick(h.pixelGate, DAFORMER_THRESHOLD),
+    pixelGate: h.pixelGate ?? 0,
+    keptPortionStart: pick(h.keptPortionStart, DEFAULT_HYPERPARAMETERS.keptPortionStart),
+    keptPortionEnd: pick(h.keptPortionEnd, DEFAULT_HYPERPARAMETERS.keptPortionEnd),
   };
   const bad = (field: string, want: string, got: number): never => {
     throw new AdaptationConfigError(`hyperparameters.${field}`, `\`hyperparameters.${field}\` must be ${want}, got ${got}`);
@@ -98,7 +114,9 @@ export function resolveHyperparameters(method: Method, h: Partial<AdaptationHype
   if (!(r.targetWeight >= 0 && r.targetWeight <= 100)) bad('target_weight', 'a number in [0, 100]', r.targetWeight);
   if (!(r.emaDecay >= 0 && r.emaDecay < 1)) bad('ema_decay', 'a number in [0, 1)', r.emaDecay);
   if (!(r.threshold > 0 && r.threshold <= 1)) bad('threshold', 'a number in (0, 1]', r.threshold);
-  if (!(r.pixelGate > 0 && r.pixelGate <= 1)) bad('pixel_gate', 'a number in (0, 1]', r.pixelGate);
+  if (!(r.pixelGate >= 0 && r.pixelGate <= 1)) bad('pixel_gate', 'a number in [0, 1] (0 = the class-balanced curriculum)', r.pixelGate);
+  if (!(r.keptPortionStart > 0 && r.keptPortionStart <= 1)) bad('kept_portion_start', 'a number in (0, 1]', r.keptPortionStart);
+  if (!(r.keptPortionEnd >= r.keptPortionStart && r.keptPortionEnd <= 1)) bad('kept_portion_end', `a number in [kept_portion_start = ${r.keptPortionStart}, 1]`, r.keptPortionEnd);
   return r;
 }
 
@@ -318,6 +336,8 @@ interface RoundTargets {
   readonly decisionIds: string[];
   /** The first target case's slice, before the round's training (the prediction is added after it). */
   readonly snapshot?: Omit<RoundSnapshot, 'prediction'> | undefined;
+  /** Per class: the pixel gate's confidence threshold this round (gated methods). */
+  readonly thresholds?: Float32Array | undefined;
 }
 
 /** The slice of `label` (`[z, h, w]`) with the most foreground; the lowest such index on ties. */
@@ -434,6 +454,9 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   if (o.adabn === true && trainTargets.length === 0) throw new AdaptationConfigError('adabn', '`adabn` re-estimates BatchNorm statistics on the target images, but the job has no target volumes');
   // source-only from a trained model is that model as is (the baseline every gap is measured from): no training rounds.
   const rounds = method === Method.SourceOnly && o.initialWeights !== undefined ? 0 : h.rounds;
+  // Pixel gate and per-class loss normalisation: cbst always; rule and rl (our reliability pipeline) too.
+  const gated = method === Method.Cbst || method === Method.Rule || method === Method.Rl;
+  const classBalanced = method === Method.Cbst || (gated && h.pixelGate === 0);
   const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
   let student: SegModel | undefined;
@@ -477,6 +500,9 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     const ports = o.ports;
     const log = (msg: string): void => cb.onLog?.(msg);
 
+    /** The target batch with its weights normalised per class ({@link classBalancedWeights}) for the class-balanced methods; others as drawn. */
+    const balance = (b: SliceBatch): SliceBatch => (gated ? { ...b, weights: classBalancedWeights(b.labels, b.weights, o.numClasses) } : b);
+
     const sourceSampler = (round: number, n: number): BatchSampler =>
       new BatchSampler([{ slices: sourceSlices, augment: o.sourceAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: n, tileYx: [th, tw], seed: stepSeed(o.seed, round * 2) });
     const sourceSlices = o.source.flatMap((v) => {
@@ -497,40 +523,48 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       return r;
     };
 
+    /**
+     * The pixel gate of one round over a set of volumes (max-probabilities and
+     * pseudo-labels): a fixed `pixelGate`, or the class-balanced curriculum's
+     * per-class thresholds at this round's kept portion. Returns one 0/1 mask
+     * per volume and the thresholds used (per class).
+     */
+    const pixelGates = (round: number, maxProbs: readonly Float32Array[], labels: readonly Uint8Array[]): { masks: Uint8Array[]; thresholds: Float32Array } => {
+      const thresholds = classBalanced
+        ? classThresholds(maxProbs, labels, o.numClasses, keptPortion(round, h.rounds, h.keptPortionStart, h.keptPortionEnd))
+        : new Float32Array(o.numClasses).fill(h.pixelGate);
+      return { masks: maxProbs.map((p, i) => classGate(p, labels[i]!, thresholds)), thresholds };
+    };
+
     /** Pixel weights and pseudo-labels of one round for the real target. */
     const roundTargets = async (round: number, teacher: PublishedTeacher | undefined, timer: Timer): Promise<RoundTargets> => {
-      const slices: TrainingSlice[] = [];
-      const weightMaps: Float32Array[] = [];
-      const pseudo = new Map<string, Uint8Array>();
       const decisionIds: string[] = [];
       const scores: number[] = [];
       const k = o.numClasses;
-      let snapshot: RoundTargets['snapshot'];
+      // Pass 1, per volume: the pseudo-label, the method's weights before any pixel gate, and the confidences.
+      const perVolume: { v: SliceVolume; label: Uint8Array; weights: Float32Array; maxProbability?: Float32Array; reliability?: Float32Array }[] = [];
       for (const v of trainTargets) {
         if (cancelled(o.signal)) break;
-        let label: Uint8Array;
-        let weights: Float32Array;
-        let reliability: Float32Array | undefined;
         if (source === TargetSource.OracleLabels) {
-          const l = o.oracleLabels!.get(v.id);
-          if (l === undefined) throw new AdaptationConfigError('oracle_labels', `no oracle label for target case ${v.id}`);
-          label = l;
-          weights = naiveWeights(v.shape);
+          const label = o.oracleLabels!.get(v.id);
+          if (label === undefined) throw new AdaptationConfigError('oracle_labels', `no oracle label for target case ${v.id}`);
+          perVolume.push({ v, label, weights: naiveWeights(v.shape) });
         } else if (source === TargetSource.Teacher) {
           const probs = await timer.time('teacher', () => ports.teacher.predict(teacher!, v, o.signal));
-          label = argmaxLabels(probs, k, v.shape);
-          if (snapshot === undefined) reliability = maxProbabilityOf(probs, k);
-          if (method === Method.Naive) weights = naiveWeights(v.shape);
+          const label = argmaxLabels(probs, k, v.shape);
+          const maxProbability = maxProbabilityOf(probs, k);
+          let weights: Float32Array;
+          if (method === Method.Naive || method === Method.Cbst) weights = naiveWeights(v.shape);
           else if (method === Method.Confidence) weights = confidenceWeights(probs, k, v.shape, h.threshold);
           else if (method === Method.Entropy) weights = entropyWeights(probs, k, v.shape);
           else {
-            const view = shiftVolume(v, stepSeed(o.seed ^ 0x0c0ffee, round * 100_003 + slices.length), CONSENSUS_VIEW);
+            const view = shiftVolume(v, stepSeed(o.seed ^ 0x0c0ffee, round * 100_003 + perVolume.length), CONSENSUS_VIEW);
             const viewProbs = await timer.time('teacher', () => ports.teacher.predict(teacher!, view, o.signal));
             weights = consensusWeights(probs, viewProbs, k, v.shape);
           }
+          perVolume.push({ v, label, weights, maxProbability, reliability: maxProbability });
         } else {
           const scored = await timer.time('reliability', () => ports.reliability!.score(teacher!, v, round, o.signal));
-          label = scored.pseudoLabel;
           scores.push(...scored.scores);
           let regionWeights: Float32Array;
           if (method === Method.Rule) regionWeights = thresholdRegionWeights(scored.scores, h.threshold);
@@ -539,15 +573,34 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
             regionWeights = r.weights;
             decisionIds.push(...r.decisionIds);
           }
-          weights = gatedRegionPixelWeights(regionWeights, scored.regionIndex, scored.maxProbability, h.pixelGate);
-          if (snapshot === undefined) reliability = Float32Array.from(scored.regionIndex, (r) => scored.scores[r] as number);
+          perVolume.push({
+            v,
+            label: scored.pseudoLabel,
+            weights: regionPixelWeights(regionWeights, scored.regionIndex),
+            maxProbability: scored.maxProbability,
+            reliability: Float32Array.from(scored.regionIndex, (r) => scored.scores[r] as number),
+          });
         }
-        if (snapshot === undefined && reliability !== undefined) snapshot = snapshotPlanes(v, label, reliability, weights);
-        pseudo.set(v.id, label);
-        weightMaps.push(weights);
-        slices.push(...targetSlices(v, label, weights));
       }
-      return { slices, weightMaps, pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds, snapshot };
+      // Pass 2: the pixel gate over all volumes (class-balanced thresholds need every volume's confidences).
+      let thresholds: Float32Array | undefined;
+      if (gated && perVolume.length > 0) {
+        const gates = pixelGates(round, perVolume.map((p) => p.maxProbability!), perVolume.map((p) => p.label));
+        thresholds = gates.thresholds;
+        perVolume.forEach((p, i) => {
+          const mask = gates.masks[i]!;
+          for (let j = 0; j < mask.length; j++) if (mask[j] === 0) p.weights[j] = 0;
+        });
+      }
+      const slices: TrainingSlice[] = [];
+      const pseudo = new Map<string, Uint8Array>();
+      let snapshot: RoundTargets['snapshot'];
+      for (const p of perVolume) {
+        if (snapshot === undefined && p.reliability !== undefined) snapshot = snapshotPlanes(p.v, p.label, p.reliability, p.weights);
+        pseudo.set(p.v.id, p.label);
+        slices.push(...targetSlices(p.v, p.label, p.weights));
+      }
+      return { slices, weightMaps: perVolume.map((p) => p.weights), pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds, snapshot, thresholds };
     };
 
     /** One simulated-shift episode: pseudo-targets from source volumes, per-region + episodic rewards, then feedback. */
@@ -559,14 +612,19 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const simScores: number[] = [];
       const items: { ids: readonly string[]; weights: Float32Array; accuracy: Float32Array }[] = [];
       const tslices: TrainingSlice[] = [];
-      for (const pt of pts) {
-        const scored = await ports.reliability!.score(teacher, pt, round, o.signal);
+      const scoredAll: ScoredVolume[] = [];
+      for (const pt of pts) scoredAll.push(await ports.reliability!.score(teacher, pt, round, o.signal));
+      // The episode's pixel gate is the real round's: the same rule over the pseudo-targets' own confidences.
+      const { masks } = pixelGates(round, scoredAll.map((x) => x.maxProbability), scoredAll.map((x) => x.pseudoLabel));
+      for (const [j, pt] of pts.entries()) {
+        const scored = scoredAll[j]!;
         simScores.push(...scored.scores);
         const r = await act(scored, `${o.runId}/sim/${pt.id}`, round, false, { simulated: 'true' });
-        const counted = rl.gatedAccuracy ? { maxProbability: scored.maxProbability, gate: h.pixelGate } : undefined;
-        const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions, counted);
+        const accuracy = regionAccuracy(scored.pseudoLabel, pt.label!, scored.regionIndex, scored.numRegions, rl.gatedAccuracy ? { mask: masks[j]! } : undefined);
         items.push({ ids: r.decisionIds, weights: r.weights, accuracy });
-        tslices.push(...targetSlices(pt, scored.pseudoLabel, gatedRegionPixelWeights(r.weights, scored.regionIndex, scored.maxProbability, h.pixelGate)));
+        const weights = regionPixelWeights(r.weights, scored.regionIndex);
+        for (let i = 0; i < weights.length; i++) if (masks[j]![i] === 0) weights[i] = 0;
+        tslices.push(...targetSlices(pt, scored.pseudoLabel, weights));
       }
       // The episode's scratch student: a copy of the current student, trained briefly on source + weighted pseudo-target.
       const scratch = buildUNet(student!.config);
@@ -583,7 +641,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           const tgt = new BatchSampler([{ slices: tslices, augment: 'none' }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed ^ 0xea, round * 1009 + index) });
           for (let s = 0; s < rl.episodeSteps; s++) {
             const a = batchTensors(src.batch(s));
-            const b = batchTensors(tgt.batch(s));
+            const b = batchTensors(balance(tgt.batch(s)));
             try {
               adaptationStep(scratch, { source: a, target: b }, { optimizer: scratchOpt, targetWeight: h.targetWeight, clipNorm: 5 });
             } finally {
@@ -666,6 +724,12 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         break;
       }
       if (targets.meanReliability !== undefined) metrics['mean_reliability'] = targets.meanReliability;
+      if (targets.thresholds !== undefined) {
+        if (classBalanced) metrics['kept_portion'] = keptPortion(r, h.rounds, h.keptPortionStart, h.keptPortionEnd);
+        targets.thresholds.forEach((t, c) => {
+          if (Number.isFinite(t)) metrics[`gate_class_${c}`] = t;
+        });
+      }
       // Online fine-tuning: the previous round's decisions get their proxy reward now that this round's agreement is known.
       if (pending !== null && targets.meanReliability !== undefined) {
         const p: PendingProxy = pending;
@@ -690,7 +754,10 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const tgt = withTarget ? new BatchSampler([{ slices: targets.slices, augment: o.targetAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: nT, tileYx: [th, tw], seed: stepSeed(o.seed, r * 2 + 1) }) : undefined;
       let stopped = false;
       await timer.time('training', async () => {
-        const draw = (s: number): { a: SliceBatch; b: SliceBatch | undefined } => ({ a: src.batch(s), b: tgt?.batch(s) });
+        const draw = (s: number): { a: SliceBatch; b: SliceBatch | undefined } => {
+          const b = tgt?.batch(s);
+          return { a: src.batch(s), b: b === undefined ? undefined : balance(b) };
+        };
         const inProcess = (a: SliceBatch, b: SliceBatch | undefined): DualStepResult => {
           const ta = batchTensors(a);
           const tb = b === undefined ? undefined : batchTensors(b);

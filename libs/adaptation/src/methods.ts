@@ -11,6 +11,8 @@ export const Method = {
   Confidence: 'confidence',
   Entropy: 'entropy',
   Consensus: 'consensus',
+  /** Class-balanced self-training (CBST): the per-class curriculum gate alone, no reliability, no agent. */
+  Cbst: 'cbst',
   Rule: 'rule',
   Rl: 'rl',
   Oracle: 'oracle',
@@ -38,6 +40,7 @@ const SOURCES: Readonly<Record<Method, TargetSource>> = {
   confidence: TargetSource.Teacher,
   entropy: TargetSource.Teacher,
   consensus: TargetSource.Teacher,
+  cbst: TargetSource.Teacher,
   rule: TargetSource.Reliability,
   rl: TargetSource.Reliability,
   oracle: TargetSource.OracleLabels,

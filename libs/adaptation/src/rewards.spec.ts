@@ -18,7 +18,7 @@ describe('rewards (hand cases)', () => {
     // the gate is inclusive: 0.968 counts
     [[0.968, 0.967, 0.968, 0.968, 0.968, 0.968], 0.968, [1, 0.5, 0.5]],
   ])('gated region accuracy, confidences %j gate %d -> %j', (maxProbability, gate, want) => {
-    const got = [...regionAccuracy([1, 1, 0, 0, 2, 2], [1, 0, 0, 1, 2, 0], [0, 0, 1, 1, 2, 2], 3, { maxProbability, gate })];
+    const got = [...regionAccuracy([1, 1, 0, 0, 2, 2], [1, 0, 0, 1, 2, 0], [0, 0, 1, 1, 2, 2], 3, { mask: maxProbability.map((p) => (p >= gate ? 1 : 0)) })];
     expect(got).toEqual(want);
   });
 
@@ -83,7 +83,7 @@ describe('rewards (hand cases)', () => {
   it.each([
     ['mismatched maps', () => regionAccuracy([0], [0, 1], [0, 0], 1), 'pseudo-label, label and region maps must have the same voxel count, got 1, 2, 2'],
     ['a region index out of range', () => regionAccuracy([0], [0], [4], 2), 'regionIndex[0] = 4 is not in [0, 1]'],
-    ['confidences of another size', () => regionAccuracy([0, 1], [0, 1], [0, 0], 1, { maxProbability: [0.9], gate: 0.5 }), 'maxProbability must hold one value per voxel (2), got 1'],
+    ['a gate mask of another size', () => regionAccuracy([0, 1], [0, 1], [0, 0], 1, { mask: [1] }), 'the gate mask must hold one value per voxel (2), got 1'],
     ['a pivot of 1', () => signedCorrectness(0.5, 1), 'pivot must be in (0, 1), got 1'],
     ['weights and accuracy of different lengths', () => regionRewards(new Float32Array(2), new Float32Array(3)), 'weights and accuracy must have one value per region, got 2 and 3'],
   ])('refuses %s', (_name, call, message) => {

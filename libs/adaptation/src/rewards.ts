@@ -10,20 +10,18 @@
  */
 import { AdaptationConfigError } from './errors';
 
-/** Which pixels a region's accuracy counts: those whose teacher confidence reaches the training gate. */
+/** Which pixels a region's accuracy counts: those the pixel gate lets the weight map train on. */
 export interface CountedPixels {
-  /** Teacher max-probability per pixel (same layout as the label maps). */
-  readonly maxProbability: ArrayLike<number>;
-  /** The pixel gate of the weight maps: only pixels with maxProbability ≥ gate are ever trained on. */
-  readonly gate: number;
+  /** 1 where the gate keeps the pixel (its teacher confidence reaches its class's threshold, or the fixed gate), else 0; same layout as the label maps. */
+  readonly mask: ArrayLike<number>;
 }
 
 /**
  * Fraction of each region's pixels whose pseudo-label equals the known label
  * (simulated-shift episodes only). A region without pixels scores 1.
  *
- * With `counted`, only the pixels the weight map can train on (confidence ≥ the
- * gate) count, since the region's weight acts on those alone: a region whose
+ * With `counted`, only the pixels the weight map can train on (those the pixel
+ * gate keeps) count, since the region's weight acts on those alone: a region whose
  * confident pixels are right is worth training on even when its unconfident
  * ones are wrong. A region with no such pixel is NaN — its weight changes
  * nothing, so there is no correctness to reward ({@link regionRewards} gives
@@ -33,15 +31,15 @@ export function regionAccuracy(pseudoLabel: ArrayLike<number>, label: ArrayLike<
   if (pseudoLabel.length !== label.length || regionIndex.length !== label.length) {
     throw new AdaptationConfigError('label', `pseudo-label, label and region maps must have the same voxel count, got ${pseudoLabel.length}, ${label.length}, ${regionIndex.length}`);
   }
-  if (counted !== undefined && counted.maxProbability.length !== label.length) {
-    throw new AdaptationConfigError('maxProbability', `maxProbability must hold one value per voxel (${label.length}), got ${counted.maxProbability.length}`);
+  if (counted !== undefined && counted.mask.length !== label.length) {
+    throw new AdaptationConfigError('mask', `the gate mask must hold one value per voxel (${label.length}), got ${counted.mask.length}`);
   }
   const hit = new Float64Array(numRegions);
   const count = new Float64Array(numRegions);
   for (let i = 0; i < label.length; i++) {
     const r = regionIndex[i] as number;
     if (!(r >= 0 && r < numRegions)) throw new AdaptationConfigError('regionIndex', `regionIndex[${i}] = ${r} is not in [0, ${numRegions - 1}]`);
-    if (counted !== undefined && !((counted.maxProbability[i] as number) >= counted.gate)) continue;
+    if (counted !== undefined && (counted.mask[i] as number) === 0) continue;
     count[r]! += 1;
     if (pseudoLabel[i] === label[i]) hit[r]! += 1;
   }

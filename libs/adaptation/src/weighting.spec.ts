@@ -4,7 +4,6 @@ import {
   consensusWeights,
   entropyWeights,
   naiveWeights,
-  gatedRegionPixelWeights,
   regionPixelWeights,
   thresholdRegionWeights,
   weightStatistics,
@@ -69,16 +68,6 @@ describe('weighting strategies (hand-computed maps)', () => {
     close(regionPixelWeights(Float32Array.from([0.2, 0.7]), Int32Array.from([0, 1, 1, 0])), [0.2, 0.7, 0.7, 0.2]);
   });
 
-  it.each([
-    // [case, gate, max-probability per pixel, expected] — regions [0, 1, 1, 0] with weights 0.2, 0.7
-    ['DAFormer gate: pixels under 0.968 drop out', 0.968, [0.99, 0.969, 0.9679, 0.5], [0.2, 0.7, 0, 0]],
-    ['a gate at 1/K keeps every pixel', 0.5, [0.99, 0.968, 0.9679, 0.5], [0.2, 0.7, 0.7, 0.2]],
-    ['a gate of 1 keeps only certain pixels', 1, [1, 0.999, 1, 0.5], [0.2, 0, 0.7, 0]],
-    ['NaN confidence is never trusted', 0.5, [Number.NaN, 0.9, 0.9, 0.9], [0, 0.7, 0.7, 0.2]],
-  ])('gated region weights: %s', (_name, gate, maxProb, want) => {
-    close(gatedRegionPixelWeights(Float32Array.from([0.2, 0.7]), Int32Array.from([0, 1, 1, 0]), Float32Array.from(maxProb), gate), want);
-  });
-
   it('weight statistics: mean, population std, zero fraction, 10-bin histogram', () => {
     // Pixels 0, 0.5, 1, 0.25: mean 0.4375; E[w²] = 1.3125/4 = 0.328125; var = 0.328125 − 0.19140625 = 0.13671875 → std 0.3697550.
     const s = weightStatistics([Float32Array.from([0, 0.5]), Float32Array.from([1, 0.25])]);
@@ -95,8 +84,6 @@ describe('weighting strategies (hand-computed maps)', () => {
     ['a view of the wrong size', () => consensusWeights(new Float32Array(4), new Float32Array(2), 2, [1, 1, 2]), 'viewProbabilities must hold [K, z, y, x] = [2, 1, 1, 2] = 4 values, got 2'],
     ['a confidence threshold of 0', () => confidenceWeights(new Float32Array(4), 2, [1, 1, 2], 0), 'threshold must be in (0, 1], got 0'],
     ['a region index out of range', () => regionPixelWeights(Float32Array.from([1]), Int32Array.from([0, 3])), 'regionIndex[1] = 3 is not a region index in [0, 0]'],
-    ['a pixel gate of 0', () => gatedRegionPixelWeights(Float32Array.from([1]), Int32Array.from([0]), Float32Array.from([1]), 0), 'pixelGate must be in (0, 1], got 0'],
-    ['a confidence map of the wrong size', () => gatedRegionPixelWeights(Float32Array.from([1]), Int32Array.from([0, 0]), Float32Array.from([1]), 0.9), 'maxProbability must hold one value per pixel (2), got 1'],
   ])('refuses %s', (_name, call, message) => {
     expect(call).toThrow(AdaptationConfigError);
     expect(call).toThrow(message);

@@ -137,23 +137,6 @@ export function regionPixelWeights(regionWeights: Float32Array, regionIndex: Int
   return out;
 }
 
-/**
- * `rule` / `rl`: the region weight over a pixel confidence gate,
- * W(x) = w[region(x)] · [maxProbability(x) ≥ gate]. The region decides how much
- * a part of the image is trusted; the gate drops the pixels inside it whose
- * pseudo-label is uncertain (boundaries, ambiguous tissue), which a region
- * weight cannot single out.
- */
-export function gatedRegionPixelWeights(regionWeights: Float32Array, regionIndex: Int32Array | Float32Array, maxProbability: Float32Array, gate: number): Float32Array {
-  if (!(gate > 0 && gate <= 1)) throw new AdaptationConfigError('pixelGate', `pixelGate must be in (0, 1], got ${gate}`);
-  if (maxProbability.length !== regionIndex.length) {
-    throw new AdaptationConfigError('maxProbability', `maxProbability must hold one value per pixel (${regionIndex.length}), got ${maxProbability.length}`);
-  }
-  const out = regionPixelWeights(regionWeights, regionIndex);
-  for (let i = 0; i < out.length; i++) if (!((maxProbability[i] as number) >= gate)) out[i] = 0;
-  return out;
-}
-
 /** Summary of a set of weight maps (proto `WeightStats`). */
 export interface WeightStatistics {
   readonly mean: number;

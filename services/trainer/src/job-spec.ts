@@ -19,6 +19,7 @@ const METHOD_OF: Readonly<Record<number, Method>> = {
   [WireMethod.METHOD_RULE]: Method.Rule,
   [WireMethod.METHOD_RL]: Method.Rl,
   [WireMethod.METHOD_ORACLE]: Method.Oracle,
+  [WireMethod.METHOD_CBST]: Method.Cbst,
 };
 
 /** The proto method → the library's method name. */
@@ -56,6 +57,8 @@ function hyperparametersOf(spec: JobSpec, method: Method): AdaptationHyperparame
       emaDecay: h?.emaDecay,
       threshold: h?.threshold,
       pixelGate: h?.pixelGate,
+      keptPortionStart: h?.keptPortionStart,
+      keptPortionEnd: h?.keptPortionEnd,
     });
   } catch (err) {
     // The library names `hyperparameters.<field>`; the client sees it under `spec.`.

@@ -26,6 +26,7 @@ const METHODS: Readonly<Record<string, Method>> = {
   confidence: Method.METHOD_CONFIDENCE,
   entropy: Method.METHOD_ENTROPY,
   consensus: Method.METHOD_CONSENSUS,
+  cbst: Method.METHOD_CBST,
   rule: Method.METHOD_RULE,
   rl: Method.METHOD_RL,
   oracle: Method.METHOD_ORACLE,
@@ -44,6 +45,8 @@ export interface AdaptOptions {
   emaDecay?: number;
   threshold?: number;
   pixelGate?: number;
+  /** Class-balanced curriculum: kept portions of the first and last round. */
+  keptPortion?: { start: number; end: number };
   seed: number;
   initModel?: string;
   outputModel?: string;
@@ -67,6 +70,14 @@ interface RunFile {
   readonly trainer: string;
   readonly spec: unknown;
   readonly createdAt: string;
+}
+
+/** `--kept-portion start,end`: two numbers in (0, 1], start ≤ end. */
+function keptPortionArg(raw: string): { start: number; end: number } {
+  const parts = raw.split(',').map((x) => Number(x.trim()));
+  const [start, end] = parts;
+  if (parts.length !== 2 || !(start! > 0 && start! <= 1) || !(end! >= start! && end! <= 1)) throw new InvalidArgumentError(`must be two portions start,end with 0 < start ≤ end ≤ 1, got "${raw}"`);
+  return { start: start!, end: end! };
 }
 
 /** `NAME` or `NAME:VERSION` (0 / absent = latest). */
@@ -117,6 +128,8 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
       emaDecay: opts.emaDecay ?? 0,
       threshold: opts.threshold ?? 0,
       pixelGate: opts.pixelGate ?? 0,
+      keptPortionStart: opts.keptPortion?.start ?? 0,
+      keptPortionEnd: opts.keptPortion?.end ?? 0,
       imageSizeYx: size === undefined ? [] : [size, size],
     },
     seed: opts.seed,
@@ -330,7 +343,8 @@ export function adaptCommand(): Command {
     .option('--target-weight <x>', 'λ, the factor of the target pseudo-label term (default 1)', numberArg(0, 100, { min: true }))
     .option('--ema-decay <x>', 'cap α of the EMA teacher momentum (default 0.99)', numberArg(0, 1, { min: true, max: true }))
     .option('--threshold <x>', 'confidence: max-probability threshold (default 0.968); rule: reliability-score threshold (default 0.5)', numberArg(0, 1, { min: true }))
-    .option('--pixel-gate <x>', 'rule, rl: pixels whose pseudo-label max-probability is below x get weight 0 under the region weights (default 0.968; ≤ 1/classes keeps every pixel)', numberArg(0, 1, { min: true }))
+    .option('--pixel-gate <x>', 'rule, rl: a fixed gate instead of the class-balanced curriculum — pixels whose pseudo-label max-probability is below x get weight 0 (≤ 1/classes keeps every pixel)', numberArg(0, 1, { min: true }))
+    .option('--kept-portion <start,end>', 'cbst, rule, rl: portion of each class\'s most confident pixels kept in the first and last round (default 0.2,0.8)', keptPortionArg)
     .option('--seed <n>', 'seed of everything random in the job', intArg(0, 2 ** 31 - 1), 1)
     .option('--init-model <name[:v]>', 'starting (source) model in the registry')
     .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')

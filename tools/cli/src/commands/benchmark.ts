@@ -29,7 +29,7 @@ import { evaluatePaths } from './evaluate';
  */
 
 const BENCHMARK_TARGET: Readonly<Record<string, Domain>> = { 'ct-mr': 'mr', 'ct-cbct': 'cbct' };
-const ALL_METHODS = ['source-only', 'source-only+adabn', 'naive', 'confidence', 'entropy', 'consensus', 'rule', 'rl', 'oracle'] as const;
+const ALL_METHODS = ['source-only', 'source-only+adabn', 'naive', 'confidence', 'entropy', 'consensus', 'cbst', 'rule', 'rl', 'oracle'] as const;
 
 export interface BenchmarkOptions {
   readonly out: string;

@@ -58,6 +58,11 @@ export enum Method {
   METHOD_RL = 7,
   /** METHOD_ORACLE - Trained with target labels: upper bound only. */
   METHOD_ORACLE = 8,
+  /**
+   * METHOD_CBST - Class-balanced self-training (CBST): per-class confidence thresholds that
+   * keep a growing portion of each class's pixels, loss normalised per class.
+   */
+  METHOD_CBST = 9,
   UNRECOGNIZED = -1,
 }
 
@@ -90,6 +95,9 @@ export function methodFromJSON(object: any): Method {
     case 8:
     case "METHOD_ORACLE":
       return Method.METHOD_ORACLE;
+    case 9:
+    case "METHOD_CBST":
+      return Method.METHOD_CBST;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -117,6 +125,8 @@ export function methodToJSON(object: Method): string {
       return "METHOD_RL";
     case Method.METHOD_ORACLE:
       return "METHOD_ORACLE";
+    case Method.METHOD_CBST:
+      return "METHOD_CBST";
     case Method.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -205,11 +215,19 @@ export interface TrainingHyperparameters {
   /** Confidence threshold for METHOD_CONFIDENCE / METHOD_RULE. */
   threshold: number;
   /**
-   * METHOD_RULE / METHOD_RL: pixels whose pseudo-label max-probability is below
-   * this get weight 0 under the region weights (0 = default 0.968; a value
-   * <= 1/classes keeps every pixel).
+   * METHOD_RULE / METHOD_RL: a fixed gate — pixels whose pseudo-label
+   * max-probability is below it get weight 0 under the region weights (a value
+   * <= 1/classes keeps every pixel). 0 = the class-balanced curriculum gate of
+   * kept_portion_start / kept_portion_end (as METHOD_CBST).
    */
   pixelGate: number;
+  /**
+   * Class-balanced curriculum: the portion of each class's most confident
+   * pixels kept in the first and the last round, linear in between
+   * (0 = defaults 0.2 and 0.8).
+   */
+  keptPortionStart: number;
+  keptPortionEnd: number;
 }
 
 export interface JobSpec {
@@ -522,6 +540,8 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     imageSizeYx: [],
     threshold: 0,
     pixelGate: 0,
+    keptPortionStart: 0,
+    keptPortionEnd: 0,
   };
 }
 
@@ -557,6 +577,12 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     }
     if (message.pixelGate !== 0) {
       writer.uint32(77).float(message.pixelGate);
+    }
+    if (message.keptPortionStart !== 0) {
+      writer.uint32(85).float(message.keptPortionStart);
+    }
+    if (message.keptPortionEnd !== 0) {
+      writer.uint32(93).float(message.keptPortionEnd);
     }
     return writer;
   },
@@ -656,6 +682,22 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
             message.pixelGate = reader.float();
             continue;
           }
+          case 10: {
+            if (tag !== 85) {
+              break;
+            }
+
+            message.keptPortionStart = reader.float();
+            continue;
+          }
+          case 11: {
+            if (tag !== 93) {
+              break;
+            }
+
+            message.keptPortionEnd = reader.float();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -707,6 +749,16 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         : isSet(object.pixel_gate)
         ? globalThis.Number(object.pixel_gate)
         : 0,
+      keptPortionStart: isSet(object.keptPortionStart)
+        ? globalThis.Number(object.keptPortionStart)
+        : isSet(object.kept_portion_start)
+        ? globalThis.Number(object.kept_portion_start)
+        : 0,
+      keptPortionEnd: isSet(object.keptPortionEnd)
+        ? globalThis.Number(object.keptPortionEnd)
+        : isSet(object.kept_portion_end)
+        ? globalThis.Number(object.kept_portion_end)
+        : 0,
     };
   },
 
@@ -739,6 +791,12 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.pixelGate !== 0) {
       obj.pixelGate = floatToJson(message.pixelGate);
     }
+    if (message.keptPortionStart !== 0) {
+      obj.keptPortionStart = floatToJson(message.keptPortionStart);
+    }
+    if (message.keptPortionEnd !== 0) {
+      obj.keptPortionEnd = floatToJson(message.keptPortionEnd);
+    }
     return obj;
   },
 
@@ -756,6 +814,8 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.imageSizeYx = object.imageSizeYx?.map((e) => e) || [];
     message.threshold = object.threshold ?? 0;
     message.pixelGate = object.pixelGate ?? 0;
+    message.keptPortionStart = object.keptPortionStart ?? 0;
+    message.keptPortionEnd = object.keptPortionEnd ?? 0;
     return message;
   },
 };
