@@ -1,7 +1,7 @@
 // The Helm chart, rendered by our renderer (src/helm.ts — no helm binary here)
 // under several value sets; every manifest is validated against the Kubernetes
 // schemas by kubernetes-models (test/validate-k8s.mjs, a child process because
-// that package is ES-module only), then checked for what the schemas do not say.
+// its version 5 is ES-module only), then checked for what the schemas do not say.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { DEFAULT_PORTS } from '@purify/runtime';

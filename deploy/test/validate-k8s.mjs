@@ -1,7 +1,9 @@
 // Validates Kubernetes manifests against the Kubernetes OpenAPI schemas with
-// kubernetes-models (an ES-module-only package, hence this plain-Node helper
-// that helm.spec.ts runs in a child process). Reads a JSON array of manifests on
-// stdin; prints a JSON array of { kind, name, error } (error null when valid).
+// kubernetes-models, in this plain-Node helper that helm.spec.ts runs in a child
+// process: kubernetes-models 5 is ES-module only (jest runs CommonJS). We pin 4.x,
+// which ships both, because 5 requires Node >= 22; the helper works with either.
+// Reads a JSON array of manifests on stdin; prints a JSON array of
+// { kind, name, error } (error null when valid).
 const chunks = [];
 for await (const chunk of process.stdin) chunks.push(chunk);
 const manifests = JSON.parse(Buffer.concat(chunks).toString('utf8'));

@@ -50,7 +50,8 @@ let availability: ProviderAvailability | undefined;
 /**
  * Probes onnxruntime-node once: CUDA counts as available when the binding lists
  * it AND its provider library is installed next to the binding (the npm package
- * ships only the CPU binaries; `onnxruntime-node-install=skip` leaves CUDA out).
+ * ships only the CPU binaries, and package.json "allowScripts" denies the install
+ * script that would download the CUDA ones).
  * Whether a GPU is actually usable is only known when a session is created; a
  * failure there falls back to CPU (see {@link createSession}).
  */

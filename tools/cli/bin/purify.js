@@ -8,6 +8,8 @@ const { spawn } = require('node:child_process');
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
+checkNode();
+
 const root = join(__dirname, '..');
 const dist = join(root, 'dist', 'main.js');
 const source = join(root, 'src', 'main.ts');
@@ -29,4 +31,23 @@ if (mode === 'dist') {
   child.on('exit', (code, signal) => {
     process.exitCode = code ?? (signal ? 128 + (require('node:os').constants.signals[signal] || 0) : 1);
   });
+}
+
+/**
+ * Stops at once, in one line, on a Node the repository does not support (its
+ * package.json "engines"), instead of failing later somewhere obscure. `npm ci`
+ * refuses such a Node by itself (engine-strict in .npmrc); this covers `npm
+ * start` and `npx purify` after switching Node on an installed checkout.
+ */
+function checkNode() {
+  let range;
+  try {
+    const pkg = require(join(__dirname, '..', '..', '..', 'package.json'));
+    range = pkg.name === 'purify' && pkg.engines ? pkg.engines.node : undefined;
+  } catch {
+    return; // not inside the repository: nothing to check against
+  }
+  if (!range || require('semver').satisfies(process.versions.node, range, { includePrerelease: true })) return;
+  process.stderr.write(`purify: needs Node ${range} (package.json "engines"), found ${process.version} at ${process.execPath}; .nvmrc names the version CI uses\n`);
+  process.exit(1);
 }
