@@ -4,10 +4,11 @@
  * version, and optionally predictions of the held-out test cases on their
  * original grids.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ModelVersion, NormalizationSpec } from '@purify/artifacts';
+import { writeJsonAtomic, type ModelVersion, type NormalizationSpec } from '@purify/artifacts';
 import { openDataset, readNifti, Rng, writeNifti, type Dataset, type DatasetCase } from '@purify/imaging';
-import type { Backend, UNetConfig } from '@purify/models';
+import { loadCheckpoint, type Backend, type UNetConfig, type WeightSnapshot } from '@purify/models';
 import { AugmentLevel, augmentPresetId, parseAugmentLevel } from './augmentation';
 import { initTrainingBackend, type TrainingBackend, type TrainingBackendOptions } from './backend';
 import { TrainingConfigError, TrainingDataError } from './errors';
@@ -16,23 +17,31 @@ import { predictLabelVolume } from './predict';
 import { checkRegistryClasses, gitCommit, publishSegmentationModel } from './publish';
 import { slicesOf } from './sampler';
 import { datasetClasses, labelledCases, loadSliceVolume, spacingForSize, type SliceVolume } from './slice-data';
-import { trainSegmentation, type TrainCallbacks, type TrainResult } from './trainer';
+import { StopReason, trainSegmentation, type TrainCallbacks, type TrainResult, type TrainSegmentationOptions, type ValidationRecord } from './trainer';
 
 /**
  * The default source schedule (issue #20), one owner for `purify train-source`
- * and the benchmark. Convergence rule: validate on the held-out source cases
- * every `valEvery` steps; training has converged — and stops — after
- * `patience` validations in a row without a gain of more than `minDelta` in
- * mean validation Dice; the best validation checkpoint is the model (selection
- * on source labels only). `maxSteps` caps it (the learning rate decays to 0
- * there). The augmentation preset was chosen by the stage A ablation
- * (docs/training.md).
+ * and the benchmark: two phases, both validated on the held-out source cases
+ * every `valEvery` steps (selection on source labels only).
+ *
+ * 1. **Explore** at the constant peak learning rate (after a 50-step warm-up)
+ *    until the validation Dice has **converged**: `patience` validations in a
+ *    row without a gain of more than `minDelta` in mean Dice (or `maxSteps`).
+ * 2. **Anneal** from the best explore checkpoint: the learning rate falls from
+ *    the peak to 0 (poly 0.9) over `annealFraction` × the explore steps. The
+ *    model is the anneal's best validation checkpoint.
+ *
+ * So the step count is the data's: a set that converges fast trains briefly,
+ * and training always ends at a small learning rate (measured: stopping at the
+ * peak rate cost target Dice, docs/training.md). The augmentation preset was
+ * chosen by the stage A ablation.
  */
 export const SOURCE_SCHEDULE = Object.freeze({
   maxSteps: 3000,
   valEvery: 100,
-  patience: 5,
+  patience: 4,
   minDelta: 0.002,
+  annealFraction: 0.5,
   learningRate: 3e-3,
   augment: AugmentLevel.GinClasswise,
 });
@@ -53,7 +62,7 @@ export interface TrainSourceOptions {
    */
   readonly tile?: number | undefined;
   readonly normalization?: NormalizationSpec | undefined;
-  /** Most training steps (default {@link SOURCE_SCHEDULE}`.maxSteps`); with validation cases training stops earlier once converged. */
+  /** Most explore steps (default {@link SOURCE_SCHEDULE}`.maxSteps`); the explore phase stops earlier once converged, then the anneal runs. */
   readonly steps?: number | undefined;
   readonly batchSize?: number | undefined;
   /** Peak learning rate (default {@link SOURCE_SCHEDULE}`.learningRate`). */
@@ -61,8 +70,10 @@ export interface TrainSourceOptions {
   readonly seed?: number | undefined;
   /** Validate every this many steps (default {@link SOURCE_SCHEDULE}`.valEvery`). */
   readonly valEvery?: number | undefined;
-  /** Stop after this many validations without improvement (default {@link SOURCE_SCHEDULE}`.patience`; 0 = run all steps). */
+  /** Explore until this many validations in a row bring no gain (default {@link SOURCE_SCHEDULE}`.patience`; 0 = explore for all `steps`). */
   readonly patience?: number | undefined;
+  /** Anneal length as a fraction of the explore steps (default {@link SOURCE_SCHEDULE}`.annealFraction`; 0 = no anneal: one phase with poly decay to 0 at `steps`, early-stopped by `patience`). */
+  readonly annealFraction?: number | undefined;
   /** Smallest validation mean-Dice gain that counts as an improvement for `patience` (default {@link SOURCE_SCHEDULE}`.minDelta`). */
   readonly minDelta?: number | undefined;
   /** Validation cases held out of imagesTr (default: the dataset's 'validation' list, else ⌈15 %⌉, at least 1). */
@@ -91,7 +102,8 @@ export interface TrainSourceCallbacks extends TrainCallbacks {
 
 export interface TrainSourceResult {
   readonly version: ModelVersion | undefined;
-  readonly training: Omit<TrainResult, 'model'>;
+  /** Both phases together: steps and validations of the anneal follow the explore phase's (global step numbers). */
+  readonly training: Omit<TrainResult, 'model'> & { readonly exploreSteps: number };
   readonly backend: TrainingBackend;
   readonly classes: readonly { index: number; name: string }[];
   readonly trainCases: readonly string[];
@@ -130,6 +142,84 @@ export function openLabelledDataset(path: string): { dataset: Dataset; classes: 
     throw new TrainingDataError(`${dataset.jsonPath ?? dataset.root}: the model takes one input channel, the dataset has ${dataset.channelNames.length} (${dataset.channelNames.join(', ')})`);
   }
   return { dataset, classes, cases };
+}
+
+type PhaseOptions = Omit<TrainSegmentationOptions, 'steps' | 'patience' | 'lrDecay' | 'warmupSteps' | 'checkpointDir' | 'initialWeights'>;
+
+/** What the explore phase leaves for the anneal (`<checkpointDir>/explore/done.json`, so a resumed run goes straight to the anneal). */
+interface ExploreRecord {
+  readonly stepsDone: number;
+  readonly bestStep: number;
+  readonly stopReason: string;
+  readonly validations: ValidationRecord[];
+  readonly msPerStep: number;
+  readonly workers: number;
+}
+
+/**
+ * The two-phase schedule of {@link SOURCE_SCHEDULE}: explore at a constant
+ * learning rate until converged, then anneal to 0 from the best explore
+ * weights. Returns the anneal's best model with both phases' records (global
+ * step numbers). With `annealFraction` 0, one phase: poly decay to 0 at
+ * `maxSteps`, stopped early by `patience`.
+ */
+async function trainExploreAnneal(
+  common: PhaseOptions,
+  o: { maxSteps: number; patience: number; annealFraction: number; checkpointDir: string },
+  callbacks: TrainCallbacks,
+): Promise<TrainResult & { exploreSteps: number }> {
+  if (!(o.annealFraction >= 0 && o.annealFraction <= 10)) throw new TrainingConfigError(`annealFraction must be a number in [0, 10], got ${JSON.stringify(o.annealFraction)}`);
+  if (o.annealFraction === 0) {
+    const single = await trainSegmentation({ ...common, steps: o.maxSteps, patience: o.patience, checkpointDir: o.checkpointDir }, callbacks);
+    return { ...single, exploreSteps: single.stepsDone };
+  }
+  const exploreDir = join(o.checkpointDir, 'explore');
+  const doneFile = join(exploreDir, 'done.json');
+  let explore: ExploreRecord;
+  let weights: WeightSnapshot[];
+  let exploreWallMs = 0;
+  if (common.resume === true && existsSync(doneFile)) {
+    explore = JSON.parse(readFileSync(doneFile, 'utf8')) as ExploreRecord;
+    const best = await loadCheckpoint(join(exploreDir, explore.validations.length > 0 ? 'best' : 'last'));
+    try {
+      weights = best.model.getWeights();
+    } finally {
+      best.dispose();
+    }
+  } else {
+    const r = await trainSegmentation({ ...common, steps: o.maxSteps, lrDecay: 'constant', warmupSteps: Math.min(50, Math.floor(o.maxSteps / 10)), patience: o.patience, checkpointDir: exploreDir }, callbacks);
+    if (r.stopReason === StopReason.Cancelled) return { ...r, exploreSteps: r.stepsDone };
+    weights = r.model.getWeights();
+    r.model.dispose();
+    explore = { stepsDone: r.stepsDone, bestStep: r.bestStep, stopReason: r.stopReason, validations: [...r.validations], msPerStep: r.msPerStep, workers: r.workers };
+    exploreWallMs = r.wallMs;
+    writeJsonAtomic(doneFile, explore);
+  }
+  const offset = explore.stepsDone;
+  const annealSteps = Math.max(1, Math.round(o.annealFraction * offset));
+  // The anneal reports global step numbers, after the explore phase's.
+  const shifted: TrainCallbacks = {
+    onStep: (e) => callbacks.onStep?.({ ...e, step: offset + e.step, totalSteps: offset + annealSteps }),
+    onValidation: (e) => callbacks.onValidation?.({ ...e, step: offset + e.step, bestStep: offset + e.bestStep }),
+    onCheckpoint: (e) => callbacks.onCheckpoint?.({ ...e, step: offset + e.step }),
+  };
+  const a = await trainSegmentation(
+    { ...common, initialWeights: weights, steps: annealSteps, lrDecay: 'poly', warmupSteps: Math.min(20, Math.floor(annealSteps / 10)), patience: 0, checkpointDir: join(o.checkpointDir, 'anneal') },
+    shifted,
+  );
+  const at = (v: ValidationRecord): ValidationRecord => ({ ...v, step: offset + v.step });
+  const best = a.best === undefined ? undefined : at(a.best);
+  return {
+    ...a,
+    stepsDone: offset + a.stepsDone,
+    startStep: a.startStep === 0 ? 0 : offset + a.startStep,
+    bestStep: offset + a.bestStep,
+    best,
+    validations: [...explore.validations, ...a.validations.map(at)],
+    msPerStep: (explore.msPerStep * offset + a.msPerStep * (a.stepsDone - a.startStep)) / Math.max(1, offset + a.stepsDone - a.startStep),
+    wallMs: exploreWallMs + a.wallMs,
+    exploreSteps: offset,
+  };
 }
 
 /** Trains, validates and publishes a source model (see the module comment). */
@@ -175,24 +265,28 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
   const trainVolumes = await load(train, 0, total, true);
   const valVolumes = await load(val, train.length, total, true);
   const tileYx: [number, number] = [tile, tile];
-  const result = await trainSegmentation(
+  const common = {
+    pools: [{ slices: slicesOf(trainVolumes), augment, foregroundFraction: options.foregroundFraction ?? 0.5 }],
+    validation: valVolumes,
+    tileYx,
+    numClasses: classes.length,
+    unet: options.unet,
+    batchSize: options.batchSize,
+    learningRate,
+    valEvery: options.valEvery ?? SOURCE_SCHEDULE.valEvery,
+    minDelta: options.minDelta ?? SOURCE_SCHEDULE.minDelta,
+    seed,
+    resume: options.resume,
+    signal: options.signal,
+    workers: options.workers,
+  };
+  const result = await trainExploreAnneal(
+    common,
     {
-      pools: [{ slices: slicesOf(trainVolumes), augment, foregroundFraction: options.foregroundFraction ?? 0.5 }],
-      validation: valVolumes,
-      tileYx,
-      numClasses: classes.length,
-      unet: options.unet,
-      steps,
-      batchSize: options.batchSize,
-      learningRate,
-      valEvery: options.valEvery ?? SOURCE_SCHEDULE.valEvery,
+      maxSteps: steps,
       patience: options.patience ?? SOURCE_SCHEDULE.patience,
-      minDelta: options.minDelta ?? SOURCE_SCHEDULE.minDelta,
-      seed,
+      annealFraction: options.annealFraction ?? SOURCE_SCHEDULE.annealFraction,
       checkpointDir: options.checkpointDir ?? join(artifactsDir, 'checkpoints', name),
-      resume: options.resume,
-      signal: options.signal,
-      workers: options.workers,
     },
     callbacks,
   );
@@ -227,7 +321,8 @@ export async function trainSourceModel(options: TrainSourceOptions, callbacks: T
           batchSize: String(options.batchSize ?? 8),
           learningRate: String(learningRate),
           maxSteps: String(steps),
-          convergence: `patience ${options.patience ?? SOURCE_SCHEDULE.patience} × ${options.valEvery ?? SOURCE_SCHEDULE.valEvery} steps, minDelta ${options.minDelta ?? SOURCE_SCHEDULE.minDelta}`,
+          convergence: `explore until ${options.patience ?? SOURCE_SCHEDULE.patience} validations (every ${options.valEvery ?? SOURCE_SCHEDULE.valEvery} steps) gain ≤ ${options.minDelta ?? SOURCE_SCHEDULE.minDelta}, then anneal ${options.annealFraction ?? SOURCE_SCHEDULE.annealFraction} × explore steps`,
+          exploreSteps: String(result.exploreSteps),
           augment: augmentPresetId(augment),
           unet: JSON.stringify(result.unet),
           backend: backend.backend,

@@ -4,8 +4,8 @@
  * benchmarks over several seeds, with the wall time of source training.
  *
  *   npx tsx --conditions=@purify/source tools/bench/augment/ablation.ts --out runs/ablation \
- *     [--presets light,strong,gin,classwise,gin-classwise] [--seeds 1,2,3] [--max-steps 3000] \
- *     [--val-every 100] [--patience 5] [--min-delta 0.002] [--train-cases 16] [--test-cases 6] [--size 96]
+ *     [--presets light,strong,gin,classwise,gin-classwise] [--seeds 1,2,3] [--train-cases 16] [--test-cases 6] [--size 96] \
+ *     [--max-steps N] [--val-every N] [--patience N] [--min-delta D] [--anneal-fraction F]   (default: SOURCE_SCHEDULE)
  *
  * Data: `<out>/data-s<seed>`, generated exactly as `purify benchmark` generates
  * it (same generator, seed and grid), so the numbers compare with its
@@ -46,11 +46,12 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'runs/ablation' },
     presets: { type: 'string', default: 'light,strong,gin,classwise,gin-classwise' },
     seeds: { type: 'string', default: '1,2,3' },
-    'max-steps': { type: 'string', default: '3000' },
-    'val-every': { type: 'string', default: '100' },
-    patience: { type: 'string', default: '5' },
-    'min-delta': { type: 'string', default: '0.002' },
-    'learning-rate': { type: 'string', default: '3e-3' },
+    // Schedule overrides; absent = the library's SOURCE_SCHEDULE (what train-source and the benchmark use).
+    'max-steps': { type: 'string' },
+    'val-every': { type: 'string' },
+    patience: { type: 'string' },
+    'min-delta': { type: 'string' },
+    'anneal-fraction': { type: 'string' },
     'train-cases': { type: 'string', default: '16' },
     'test-cases': { type: 'string', default: '6' },
     size: { type: 'string', default: '96' },
@@ -63,6 +64,7 @@ const presets = values.presets.split(',').map((p) => parseAugmentLevel(p.trim())
 const seeds = values.seeds.split(',').map(Number);
 const targets = values.targets.split(',') as Domain[];
 const num = (k: keyof typeof values): number => Number(values[k]);
+const optionalNum = (k: keyof typeof values): number | undefined => (values[k] === undefined ? undefined : Number(values[k]));
 
 interface TargetResult {
   readonly dice: number;
@@ -77,6 +79,8 @@ interface Entry {
   readonly valPerClass: Record<string, number>;
   readonly bestStep: number;
   readonly stepsDone: number;
+  /** Steps of the explore phase (the rest annealed). */
+  readonly exploreSteps?: number;
   readonly stopReason: string;
   readonly trainWallS: number;
   readonly msPerStep: number;
@@ -133,7 +137,7 @@ async function run(preset: string, seed: number): Promise<Entry> {
   const artifacts = join(out, 'artifacts');
   const name = `src-${preset}-s${seed}`;
   const level = parseAugmentLevel(preset);
-  say(`${name}: training (max ${num('max-steps')} steps, ${augmentPresetId(level)})`);
+  say(`${name}: training (${augmentPresetId(level)})`);
   let lastLog = 0;
   const trained = await trainSourceModel(
     {
@@ -142,13 +146,13 @@ async function run(preset: string, seed: number): Promise<Entry> {
       name,
       size: num('size'),
       tile: Math.min(num('size'), 64),
-      steps: num('max-steps'),
-      learningRate: num('learning-rate'),
+      steps: optionalNum('max-steps'),
       augment: level,
       seed,
-      valEvery: num('val-every'),
-      patience: num('patience'),
-      minDelta: num('min-delta'),
+      valEvery: optionalNum('val-every'),
+      patience: optionalNum('patience'),
+      minDelta: optionalNum('min-delta'),
+      annealFraction: optionalNum('anneal-fraction'),
     },
     {
       onValidation: (e) => {
@@ -219,6 +223,7 @@ async function run(preset: string, seed: number): Promise<Entry> {
     valPerClass: Object.fromEntries(Object.entries(best?.dicePerClass ?? {}).map(([k, v]) => [classes[Number(k)]?.name ?? k, v])),
     bestStep: trained.training.bestStep,
     stepsDone: trained.training.stepsDone,
+    exploreSteps: trained.training.exploreSteps,
     stopReason: trained.training.stopReason,
     trainWallS: trained.wallMs / 1000,
     msPerStep: trained.training.msPerStep,
@@ -237,7 +242,7 @@ function report(): string {
     `Command: \`npx tsx --conditions=@purify/source tools/bench/augment/ablation.ts ${process.argv.slice(2).join(' ')}\` — machine ${hostname()} (${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}) — ${new Date().toISOString()}.`,
     'Organ-average Dice on the target test set (6 cases), mean over seeds, per-seed values in brackets; ± AdaBN on the target training images. CT val = best CT validation Dice (model selection on source labels only). Train = wall time of source training.',
     '',
-    `| preset | CT val | min class | CT → MR | + AdaBN | CT → CBCT | + AdaBN | steps (best) | train wall |`,
+    `| preset | CT val | min class | CT → MR | + AdaBN | CT → CBCT | + AdaBN | steps: explore + anneal | train wall |`,
     '|---|---|---|---|---|---|---|---|---|',
   ];
   const fmt = (xs: number[]): string => `${mean(xs).toFixed(3)} (${xs.map((x) => x.toFixed(2)).join(' / ')})`;
@@ -245,7 +250,7 @@ function report(): string {
     const rs = results.filter((r) => r.preset === preset).sort((a, b) => a.seed - b.seed);
     const t = (target: string, ada: boolean): string => (rs.every((r) => r.targets[target]) ? fmt(rs.map((r) => (ada ? r.targets[target]!.adabnDice : r.targets[target]!.dice))) : '–');
     lines.push(
-      `| ${preset} (seeds ${rs.map((r) => r.seed).join(',')}) | ${fmt(rs.map((r) => r.valDice))} | ${Math.min(...rs.flatMap((r) => Object.values(r.valPerClass))).toFixed(2)} | ${t('mr', false)} | ${t('mr', true)} | ${t('cbct', false)} | ${t('cbct', true)} | ${rs.map((r) => `${r.stepsDone} (${r.bestStep})`).join(', ')} | ${rs.map((r) => `${Math.round(r.trainWallS)} s`).join(', ')} |`,
+      `| ${preset} (seeds ${rs.map((r) => r.seed).join(',')}) | ${fmt(rs.map((r) => r.valDice))} | ${Math.min(...rs.flatMap((r) => Object.values(r.valPerClass))).toFixed(2)} | ${t('mr', false)} | ${t('mr', true)} | ${t('cbct', false)} | ${t('cbct', true)} | ${rs.map((r) => (r.exploreSteps === undefined ? `${r.stepsDone}` : `${r.exploreSteps} + ${r.stepsDone - r.exploreSteps}`)).join(', ')} | ${rs.map((r) => `${Math.round(r.trainWallS)} s`).join(', ')} |`,
     );
   }
   lines.push('', 'Per organ (mean over seeds), source-only / + AdaBN:', '', '| preset | target | liver | spleen | right kidney | left kidney |', '|---|---|---|---|---|---|');

@@ -339,7 +339,7 @@ export function adaptCommand(): Command {
     .option('--rounds <n>', 'adaptation rounds (default: the trainer default)', intArg(1, 1000))
     .option('--steps-per-round <n>', 'training steps per round', intArg(1, 1_000_000))
     .option('--batch-size <n>', 'slices per step (half source, half target)', intArg(1, 1024))
-    .option('--learning-rate <x>', 'peak learning rate of the student (default: the trainer default, 5e-4)', numberArg(0, 1, { min: true }))
+    .option('--learning-rate <x>', 'peak learning rate of the student (default: the trainer default, 1e-4)', numberArg(0, 1, { min: true }))
     .option('--target-weight <x>', 'λ, the factor of the target pseudo-label term (default 1)', numberArg(0, 100, { min: true }))
     .option('--ema-decay <x>', 'cap α of the EMA teacher momentum (default 0.99)', numberArg(0, 1, { min: true, max: true }))
     .option('--threshold <x>', 'confidence: max-probability threshold (default 0.968); rule: reliability-score threshold (default 0.5)', numberArg(0, 1, { min: true }))
