@@ -1,0 +1,98 @@
+/**
+ * Adaptation variants from one source model, in process (no services): each
+ * variant runs `runAdaptation` with the local teacher/reliability ports and a
+ * rule-based agent stand-in, and the resulting model (the EMA teacher) is
+ * scored on the target's test set — the quick way to compare loop settings
+ * before a benchmark run.
+ *
+ *   npx tsx --conditions=@purify/source tools/bench/adapt/probe.ts --artifacts DIR --data DIR --model NAME[:V] \
+ *     [--target mr|cbct] [--seed 1] VARIANT...
+ *
+ * VARIANT is `key=value,…` with keys method (default cbst), rounds (2), steps
+ * (30, per round), lr (the loop's default), tw (target weight λ), aug (source
+ * augmentation, default the model's own), taug (target, default strong),
+ * portion (`start:end` kept portions). `method=source-only` is the model as
+ * is. DIR (data) is the output of `purify data generate`; the target test
+ * labels (`<target>-eval/labelsTs`) are read by the evaluation only.
+ * Prediction is TensorFlow.js on whole slices, so figures differ slightly from
+ * the segmenter's sliding window; compare variants with each other.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LocalReliabilityPort, LocalTeacherPort, loadJobData, Method, resolveHyperparameters, RuleAgentPort, runAdaptation } from '@purify/adaptation';
+import { ModelRegistry } from '@purify/artifacts';
+import { openDataset, readNifti } from '@purify/imaging';
+import { computeCaseMetrics, MetricsAccumulator } from '@purify/metrics';
+import type { SegModel } from '@purify/models';
+import { decodeWeights, initTrainingBackend, loadSliceVolume, parseAugmentLevel, predictLabelVolume, type SliceVolume } from '@purify/training';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, seed: { type: 'string', default: '1' } },
+});
+
+async function main(): Promise<void> {
+  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
+  const [name, version] = values.model.split(':') as [string, string | undefined];
+  const seed = Number(values.seed);
+  await initTrainingBackend('wasm');
+  const v = new ModelRegistry(values.artifacts).get(name, version === undefined ? 0 : Number(version));
+  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
+  const target = values.target;
+  const data = await loadJobData({ method: 'cbst', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed });
+  const k = data.classes.length;
+  const tests: SliceVolume[] = [];
+  for (const c of openDataset(join(values.data, target)).cases.filter((x) => x.split === 'test')) {
+    tests.push(await loadSliceVolume(c, { normalization: data.targetNormalization, spacingXyMm: data.spacingXyMm, numClasses: k, requireLabel: false, keepOriginalLabel: false }));
+  }
+  // Evaluation only: the target test labels.
+  const gts = await Promise.all(tests.map((t) => readNifti(join(values.data!, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
+  const organs = Array.from({ length: k - 1 }, (_, i) => i + 1);
+  const dice = (m: SegModel): number => {
+    const acc = new MetricsAccumulator();
+    tests.forEach((t, i) => acc.update(t.id, computeCaseMetrics(predictLabelVolume(m, t), gts[i]!, organs)));
+    return acc.aggregate().organAverage.dice;
+  };
+  process.stdout.write(`${values.model} → ${target} (${tests.length} test cases), seed ${seed}, ${new Date().toISOString()}\n`);
+  for (const variant of positionals) {
+    const cfg = Object.fromEntries(variant.split(',').map((kv) => kv.split('=') as [string, string]));
+    const method = (cfg['method'] ?? 'cbst') as Method;
+    const [ps, pe] = (cfg['portion'] ?? '').split(':').map(Number);
+    const teacher = new LocalTeacherPort();
+    const t0 = Date.now();
+    const res = await runAdaptation({
+      method,
+      runId: 'probe',
+      source: data.source.train,
+      sourceValidation: data.source.val,
+      target: data.target.volumes,
+      numClasses: k,
+      tileYx: v.meta.inputSizeYx,
+      unet: init.unet,
+      initialWeights: init.weights,
+      hyperparameters: resolveHyperparameters(method, {
+        rounds: Number(cfg['rounds'] ?? 2),
+        stepsPerRound: Number(cfg['steps'] ?? 30),
+        batchSize: 8,
+        ...(cfg['lr'] === undefined ? {} : { learningRate: Number(cfg['lr']) }),
+        ...(cfg['tw'] === undefined ? {} : { targetWeight: Number(cfg['tw']) }),
+        ...(ps === undefined || Number.isNaN(ps) ? {} : { keptPortionStart: ps, keptPortionEnd: pe }),
+      }),
+      sourceAugment: parseAugmentLevel(cfg['aug'] ?? v.meta.provenance['augment'] ?? 'strong'),
+      targetAugment: parseAugmentLevel(cfg['taug'] ?? 'strong'),
+      seed,
+      workers: 1,
+      ports: { teacher, reliability: new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 }), agent: new RuleAgentPort() },
+    });
+    const d = dice(res.model);
+    res.model.dispose();
+    const last = res.rounds[res.rounds.length - 1]?.metrics ?? {};
+    process.stdout.write(`${variant}: ${target} Dice ${d.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s; last round source_val_dice ${last['source_val_dice']?.toFixed(3) ?? '–'}, mean_weight ${last['mean_weight']?.toFixed(3) ?? '–'})\n`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
