@@ -29,6 +29,7 @@ interface TrainSourceOpts {
   valCases?: number;
   patience: number;
   minDelta: number;
+  annealFraction: number;
   augment: AugmentLevel;
   resume: boolean;
   backend: 'auto' | 'wasm' | 'cpu' | 'tensorflow' | 'tensorflow-gpu';
@@ -107,7 +108,7 @@ export function trainSourceCommand(): Command {
     .requiredOption('--data <dir>', 'labelled dataset folder (dataset.json, imagesTr/, labelsTr/; imagesTs/ for --predict-test)')
     .requiredOption('--out <dir>', 'artifact store: the model goes to <dir>/models/<name>/<version>, checkpoints to <dir>/checkpoints/<name>')
     .option('--name <name>', 'registry name of the model', 'source-ct')
-    .option('--steps <n>', 'most training steps (Adam updates); training stops earlier once converged (--patience)', intArg(1, 1_000_000), SOURCE_SCHEDULE.maxSteps)
+    .option('--steps <n>', 'most explore steps (Adam updates) at the peak learning rate; the explore phase ends earlier once converged (--patience), then the anneal runs', intArg(1, 1_000_000), SOURCE_SCHEDULE.maxSteps)
     .option('--batch-size <n>', 'slices per step', intArg(1, 1024), 8)
     .option('--lr <rate>', 'peak learning rate (linear warm-up, then poly decay to 0 at --steps)', positiveNumber, SOURCE_SCHEDULE.learningRate)
     .option('--size <px>', 'working in-plane size: the field of view is resampled to this many pixels', intArg(8, 2048), 96)
@@ -117,8 +118,9 @@ export function trainSourceCommand(): Command {
     .option('--seed <n>', 'random seed (initialisation, batches, augmentation, validation split)', intArg(0, 2 ** 31 - 1), 1)
     .option('--val-every <n>', 'validate on the held-out cases every n steps', intArg(1, 1_000_000), SOURCE_SCHEDULE.valEvery)
     .option('--val-cases <n>', 'training cases held out for validation (default: 15 %, at least 1)', intArg(0, 100_000))
-    .option('--patience <n>', 'converged: stop after n validations in a row without a mean-Dice gain above --min-delta (0 = run all --steps)', intArg(0, 100_000), SOURCE_SCHEDULE.patience)
+    .option('--patience <n>', 'converged: n validations in a row without a mean-Dice gain above --min-delta end the explore phase (0 = explore for all --steps)', intArg(0, 100_000), SOURCE_SCHEDULE.patience)
     .option('--min-delta <d>', 'smallest validation mean-Dice gain that counts as progress', numberArg(0, 1), SOURCE_SCHEDULE.minDelta)
+    .option('--anneal-fraction <f>', 'after converging at the peak learning rate, anneal it to 0 over f × the steps taken (0 = one phase: poly decay to 0 at --steps, stopped by --patience)', numberArg(0, 10), SOURCE_SCHEDULE.annealFraction)
     .option('--augment <preset>', `augmentation preset, name or name@version: ${Object.values(AugmentLevel).join(', ')} (docs/training.md)`, augmentArg, SOURCE_SCHEDULE.augment)
     .option('--resume', 'continue from the last checkpoint of this --name in --out', false)
     .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(['auto', 'wasm', 'cpu', 'tensorflow', 'tensorflow-gpu']).default('auto'))
@@ -157,6 +159,7 @@ export function trainSourceCommand(): Command {
             valCases: opts.valCases,
             patience: opts.patience,
             minDelta: opts.minDelta,
+            annealFraction: opts.annealFraction,
             augment: opts.augment,
             unet: { baseWidth: opts.width, depth: opts.depth },
             backend: opts.backend,
