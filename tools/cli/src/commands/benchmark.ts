@@ -324,7 +324,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                   batchSize: o.batchSize,
                   seed,
                   initModel: `${source.name}:${source.version}`,
-                  outputModel: `${benchmark}-s${seed}-${method}`,
+                  outputModel: `${benchmark}-s${seed}-${method.replace('+', '-')}`, // registry names allow [A-Za-z0-9._-]
                   ...(method === 'oracle' ? { oracleLabels: join(dataDir, domain.oracleLabels ?? '') } : {}),
                   onlineFinetuning: false,
                   trainer: address('trainer'),
