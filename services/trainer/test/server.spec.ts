@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JobSpec, JobState, Method, TrainerServiceClient, type Job, type JobEvent } from '@purify/proto';
+import { JobSpec, JobState, Method, TrainerServiceClient, TrainingHyperparameters, type Job, type JobEvent } from '@purify/proto';
 import { createClient, listServices, startInProcess, unaryCall, type RunningServer } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import { nativeAddon } from '@purify/models';
@@ -79,9 +79,9 @@ describe('trainer service: job specs', () => {
     ['no target dataset', { target: undefined }, 'startJob failed: `spec.target` is required, got nothing'],
     ['target classes that differ from the source', { target: { path: 'MR_LIVER', modality: 2, caseIds: [] } }, "startJob failed: `spec.target` must declare the source's classes [0:background, 1:organ] (or none), got \"[0:background, 1:liver]\""],
     ['oracle labels for a non-oracle method', { oracleLabels: { path: 'ORACLE', modality: 2, caseIds: [] } }, 'startJob failed: `spec.oracle_labels` may only be given for METHOD_ORACLE (target labels never reach the other methods); method is METHOD_NAIVE, got "ORACLE"'],
-    ['an EMA decay of 1.5', { hyperparameters: { rounds: 1, stepsPerRound: 1, batchSize: 2, learningRate: 0, targetWeight: 0, emaDecay: 1.5, imageSizeYx: [], threshold: 0, pixelGate: 0 } }, 'startJob failed: `spec.hyperparameters.ema_decay` must be a number in [0, 1), got 1.5'],
-    ['a batch of one for two domains', { hyperparameters: { rounds: 1, stepsPerRound: 1, batchSize: 1, learningRate: 0, targetWeight: 0, emaDecay: 0, imageSizeYx: [], threshold: 0, pixelGate: 0 } }, 'startJob failed: `spec.hyperparameters.batch_size` must be an integer in [2, 1024] (a batch holds source and target slices), got 1'],
-    ['an image size that is no multiple of 8', { hyperparameters: { rounds: 1, stepsPerRound: 1, batchSize: 2, learningRate: 0, targetWeight: 0, emaDecay: 0, imageSizeYx: [20, 16], threshold: 0, pixelGate: 0 } }, 'startJob failed: `spec.hyperparameters.image_size_yx` must be empty or two multiples of 8 in [8, 4096] ([y, x] pixels), got [20, 16]'],
+    ['an EMA decay of 1.5', { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 1, stepsPerRound: 1, batchSize: 2, learningRate: 0, targetWeight: 0, emaDecay: 1.5, imageSizeYx: [], threshold: 0, pixelGate: 0 }) }, 'startJob failed: `spec.hyperparameters.ema_decay` must be a number in [0, 1), got 1.5'],
+    ['a batch of one for two domains', { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 1, stepsPerRound: 1, batchSize: 1, learningRate: 0, targetWeight: 0, emaDecay: 0, imageSizeYx: [], threshold: 0, pixelGate: 0 }) }, 'startJob failed: `spec.hyperparameters.batch_size` must be an integer in [2, 1024] (a batch holds source and target slices), got 1'],
+    ['an image size that is no multiple of 8', { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 1, stepsPerRound: 1, batchSize: 2, learningRate: 0, targetWeight: 0, emaDecay: 0, imageSizeYx: [20, 16], threshold: 0, pixelGate: 0 }) }, 'startJob failed: `spec.hyperparameters.image_size_yx` must be empty or two multiples of 8 in [8, 4096] ([y, x] pixels), got [20, 16]'],
     ['an unknown reliability setting', { reliability: { patch: '8' } }, 'startJob failed: `spec.reliability["patch"]` must be one of patch_size, stride, border_mode, split_by_class, flip_view, appearance_view, seed, patch_batch_size, got "patch"'],
     ['an unknown starting model', { initModel: { name: 'nope', version: 0 } }, /^startJob failed: `spec.init_model` must name a model version in the registry \(.*nope.*\), got "nope:0"$/],
     ['a policy for a baseline', { agentTarget: { $case: 'policy' as const, policy: { name: 'p', version: 1 } } }, 'startJob failed: `spec.policy` is only used by METHOD_RL, got "naive"'],
@@ -162,7 +162,7 @@ describe('trainer service: jobs', () => {
   });
 
   it('cancels a running job at the next safe point, leaving its state consistent', async () => {
-    await unaryCall(client, 'startJob', { spec: spec('cancel-1', Method.METHOD_SOURCE_ONLY, { hyperparameters: { rounds: 50, stepsPerRound: 2, batchSize: 2, imageSizeYx: [16, 16], learningRate: 0, targetWeight: 0, emaDecay: 0, threshold: 0, pixelGate: 0 } }) });
+    await unaryCall(client, 'startJob', { spec: spec('cancel-1', Method.METHOD_SOURCE_ONLY, { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 50, stepsPerRound: 2, batchSize: 2, imageSizeYx: [16, 16], learningRate: 0, targetWeight: 0, emaDecay: 0, threshold: 0, pixelGate: 0 }) }) });
     await watch(client, 'cancel-1', 0, (e) => e.event?.$case === 'round');
     const res = await unaryCall(client, 'cancelJob', { jobId: 'cancel-1', reason: 'test cancel' });
     expect(res.jobId).toBe('cancel-1');
@@ -184,7 +184,7 @@ describe('trainer service: jobs', () => {
   it('resumes a job after the server stops mid-job: a new server continues it from the last round checkpoint', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'trainer-resume-'));
     const a = await start(dir);
-    const s = spec('resume-1', Method.METHOD_ENTROPY, { hyperparameters: { rounds: 6, stepsPerRound: 2, batchSize: 2, imageSizeYx: [16, 16], learningRate: 0, targetWeight: 0, emaDecay: 0, threshold: 0, pixelGate: 0 } });
+    const s = spec('resume-1', Method.METHOD_ENTROPY, { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 6, stepsPerRound: 2, batchSize: 2, imageSizeYx: [16, 16], learningRate: 0, targetWeight: 0, emaDecay: 0, threshold: 0, pixelGate: 0 }) });
     try {
       await unaryCall(a.client, 'startJob', { spec: s });
       await watch(a.client, 'resume-1', 0, (e) => e.event?.$case === 'round' && e.event.round.round === 1);
