@@ -8,6 +8,7 @@ import type {
   ServerWritableStream,
 } from '@grpc/grpc-js';
 import { context } from '@opentelemetry/api';
+import { decoded } from './decoding';
 import { ErrorCode, PurifyError, toGrpcError } from './errors';
 import type { Logger } from './logger';
 import { recordRpc } from './metrics';
@@ -150,7 +151,7 @@ export function unary<Req, Res>(
     Promise.resolve()
       .then(() => {
         ctx = begin(env, call, name);
-        return handler(call.request, ctx);
+        return handler(decoded(call.request, ctx.method), ctx);
       })
       .then(
         (res) => answer(null, res),
@@ -166,7 +167,7 @@ export function serverStream<Req, Res>(
   handler: (request: Req, send: (msg: Res) => Promise<void>, ctx: CallContext) => Promise<void>,
 ): handleServerStreamingCall<Req, Res> {
   return (call) => {
-    runStream(env, name, call, (ctx) => handler(call.request, writer(call, ctx), ctx));
+    runStream(env, name, call, (ctx) => handler(decoded(call.request, ctx.method), writer(call, ctx), ctx));
   };
 }
 
@@ -184,6 +185,7 @@ export class MessageReader<T> {
   constructor(
     private readonly stream: NodeJS.ReadableStream,
     private readonly highWaterMark = 16,
+    private readonly method = 'the request stream',
   ) {
     stream.on('data', (msg: T) => {
       this.queue.push(msg);
@@ -206,7 +208,7 @@ export class MessageReader<T> {
       if (this.queue.length > 0) {
         const msg = this.queue.shift() as T;
         if (this.queue.length < this.highWaterMark / 2 && this.stream.isPaused()) this.stream.resume();
-        return msg;
+        return decoded(msg, this.method);
       }
       if (this.failure) throw PurifyError.wrap(this.failure, 'reading the request stream');
       if (this.ended) return undefined;
@@ -239,7 +241,7 @@ export function bidiStream<Req, Res>(
   handler: (requests: MessageReader<Req>, send: (msg: Res) => Promise<void>, ctx: CallContext) => Promise<void>,
 ): handleBidiStreamingCall<Req, Res> {
   return (call) => {
-    const reader = new MessageReader<Req>(call);
+    const reader = new MessageReader<Req>(call, 16, `/${env.service}/${name}`);
     runStream(env, name, call, (ctx) => handler(reader, writer(call, ctx), ctx));
   };
 }

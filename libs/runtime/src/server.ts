@@ -6,6 +6,7 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import { startMetrics, type MetricsHandle } from '@purify/telemetry';
 import { PROTO_FILES, PROTO_ROOT, SERVICE_NAMES, type GetInfoRequest, type ServiceInfo, type ServiceKind } from '@purify/proto';
 import { unary, type HandlerEnv } from './handlers';
+import { withSafeDecoding } from './decoding';
 import type { Logger } from './logger';
 import { isLoopbackHost, serverCredentials, serverUsesTls } from './tls';
 import { version as VERSION } from '../package.json';
@@ -134,7 +135,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     maxReceiveMessageBytes: settings.maxReceiveMessageBytes,
     maxSendMessageBytes: settings.maxSendMessageBytes,
   }));
-  server.addService(options.definition, { getInfo, ...options.implementation(env) });
+  server.addService(withSafeDecoding(options.definition), { getInfo, ...options.implementation(env) });
 
   const health = new HealthImplementation({ '': 'NOT_SERVING', [serviceName]: 'NOT_SERVING' });
   health.addToServer(server);

@@ -1,13 +1,16 @@
 // Integration: real grpc-js servers on port 0 built with the runtime, called by
 // the runtime's clients. Every server is shut down in afterEach.
-import { credentials, loadPackageDefinition, type ChannelCredentials, type Client, type ClientReadableStream } from '@grpc/grpc-js';
+import { Client as RawClient, credentials, loadPackageDefinition, type ChannelCredentials, type Client, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
 import {
   AgentServiceClient,
   AgentServiceService,
+  TrainerServiceService,
   type ActRequest,
   type ActResponse,
+  type JobEvent,
+  WatchJobRequest,
 } from '@purify/proto';
 import {
   checkHealth,
@@ -16,6 +19,7 @@ import {
   Logger,
   LogLevel,
   PurifyError,
+  serverStream,
   startServer,
   unary,
   unaryCall,
@@ -164,6 +168,52 @@ describe('service runtime over real gRPC', () => {
     const internal = await rejection(unaryCall(c, 'act', actRequest('other')));
     expect(internal.code).toBe('INTERNAL');
     expect(internal.message).toBe('act failed: cannot read x of undefined');
+  });
+
+  it.each([
+    // [case, method path, request bytes, what the status message must name]
+    ['malformed protobuf (a truncated varint)', '/purify.v1.AgentService/Act', Buffer.from([0x08, 0xff]), 'not a valid protobuf encoding'],
+    ['malformed protobuf (wire type 7)', '/purify.v1.AgentService/Act', Buffer.from([0x0f, 0x00]), 'not a valid protobuf encoding'],
+    [
+      'a uint64 above 2^53 - 1 (WatchJob from_sequence = 2^60)',
+      '/purify.v1.TrainerService/WatchJob',
+      Buffer.from(WatchJobRequest.encode({ jobId: 'job', fromSequence: 2 ** 60 }).finish()),
+      'exceeds 2^53 - 1',
+    ],
+  ])('answers INVALID_ARGUMENT, not INTERNAL, to a request that does not decode: %s', async (_case, path, bytes, named) => {
+    let handlerRan = false;
+    const server = await startServer({
+      kind: 'agent',
+      settings,
+      logger: quiet,
+      definition: path.includes('Trainer') ? TrainerServiceService : AgentServiceService,
+      implementation: (env: HandlerEnv) => ({
+        act: unary<ActRequest, ActResponse>(env, 'Act', () => {
+          handlerRan = true;
+          return { decisions: [], experiment: '', arm: '' };
+        }),
+        watchJob: serverStream<WatchJobRequest, JobEvent>(env, 'WatchJob', async () => {
+          handlerRan = true;
+        }),
+      }),
+    });
+    running.push(server);
+    const raw = new RawClient(server.address, credentials.createInsecure());
+    const identity = (b: Buffer): Buffer => b;
+    const err = await new Promise<ServiceError>((resolve) => {
+      if (path.endsWith('/Act')) {
+        raw.makeUnaryRequest(path, identity, identity, bytes, (e) => resolve(e as ServiceError));
+      } else {
+        const stream = raw.makeServerStreamRequest(path, identity, identity, bytes);
+        stream.on('data', () => undefined);
+        stream.on('error', (e: ServiceError) => resolve(e));
+      }
+    });
+    raw.close();
+    expect(err.code).toBe(3); // INVALID_ARGUMENT
+    expect(err.details).toContain('the request could not be decoded');
+    expect(err.details).toContain(named);
+    expect(handlerRan).toBe(false);
   });
 
   it('refuses messages over the configured size limit', async () => {
