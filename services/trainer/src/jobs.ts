@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { JobSpec, JobState, type Job, type JobEvent, type RoundSnapshot as RoundSnapshotMessage } from '@purify/proto';
+import { JobSpec, JobState, Job, type JobEvent, type RoundSnapshot as RoundSnapshotMessage } from '@purify/proto';
 import { ErrorCode, PurifyError, serviceMetrics, type Logger } from '@purify/runtime';
 import type { RoundReport, RoundSnapshot, StepReport, WeightStatistics } from '@purify/adaptation';
 import { checkSpec, type CheckedSpec } from './job-spec';
@@ -202,6 +202,8 @@ export class JobManager {
 
   private emit(e: Entry, event: JobEvent['event']): void {
     const ev: JobEvent = { jobId: e.job.jobId, sequence: (e.events[e.events.length - 1]?.sequence ?? 0) + 1, time: new Date(), event };
+    // A state event carries the job as it is now, so a watcher knows the outcome even if GetJob never answers.
+    if (event?.$case === 'state') ev.job = Job.fromPartial(e.job);
     e.events.push(ev);
     this.store.append(ev);
     this.live.emit(e.job.jobId, ev);

@@ -121,6 +121,11 @@ describe('trainer service: jobs', () => {
     // Sequences 1, 2, … without gaps; states PENDING → RUNNING → SUCCEEDED.
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
     expect(events.map(stateOf).filter((s) => s !== undefined)).toEqual([JobState.JOB_STATE_PENDING, JobState.JOB_STATE_RUNNING, JobState.JOB_STATE_SUCCEEDED]);
+    // Every state event carries the job in that state; the terminal one the outcome GetJob reports.
+    const stateEvents = events.filter((e) => e.event?.$case === 'state');
+    expect(stateEvents.map((e) => e.job?.state)).toEqual([JobState.JOB_STATE_PENDING, JobState.JOB_STATE_RUNNING, JobState.JOB_STATE_SUCCEEDED]);
+    expect(stateEvents[2]!.job).toMatchObject({ jobId: 'naive-1', resultModel: done.resultModel, message: done.message });
+    expect(events.filter((e) => e.event?.$case !== 'state').every((e) => e.job === undefined)).toBe(true);
     const steps = events.flatMap((e) => (e.event?.$case === 'step' ? [`${e.event.step.round}.${e.event.step.step}`] : []));
     expect(steps).toEqual(['1.1', '1.2', '2.1', '2.2']);
     const weights = events.flatMap((e) => (e.event?.$case === 'weights' ? [e.event.weights] : []));

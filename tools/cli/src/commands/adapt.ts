@@ -2,11 +2,11 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError } from 'commander';
-import { Metadata } from '@grpc/grpc-js';
+import { Metadata, status as Status } from '@grpc/grpc-js';
 import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import { enlargeImage, overlayImage, percentiles, tileHorizontally, writePng } from '@purify/imaging';
 import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
-import { createClient, unaryCall } from '@purify/runtime';
+import { createClient, PurifyError, unaryCall } from '@purify/runtime';
 import { CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
 import { serviceAddress } from '../services-file';
@@ -60,10 +60,15 @@ export interface AdaptOptions {
   trainer?: string;
   runDir: string;
   timeoutMs: number;
+  /** How long to keep reconnecting to a trainer that went away (default {@link DEFAULT_RECONNECT_MS}). */
+  reconnectMs?: number;
   json: boolean;
   /** Where the one-line human summary goes (default stdout); a caller printing its own JSON on stdout passes stderr. */
   summaryStream?: NodeJS.WritableStream;
 }
+
+/** How long `adapt` keeps reconnecting to a trainer that went away before it gives up. */
+export const DEFAULT_RECONNECT_MS = 120_000;
 
 interface RunFile {
   readonly jobId: string;
@@ -141,27 +146,71 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
   });
 }
 
-/** Follows WatchJob from `from`, reconnecting (from the next sequence) when the stream breaks, until the job ends. */
-async function follow(client: TrainerServiceClient, jobId: string, onEvent: (e: JobEvent) => void): Promise<void> {
+/** gRPC codes after which a watch reconnects: the trainer went away (killed, stopped, restarting). */
+const RECONNECT_CODES = new Set([Status.UNAVAILABLE, Status.CANCELLED]);
+const TERMINAL_STATES = [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED];
+
+/** How {@link follow} reaches the trainer and how long it keeps trying when the trainer goes away. */
+interface FollowSettings {
+  readonly address: string;
+  /** Give up after this long without an answer (the last successful read resets it). */
+  readonly reconnectMs: number;
+  /** One line per lost connection (default: nothing). */
+  readonly onLost?: (reason: string) => void;
+}
+
+/**
+ * Follows WatchJob until the job ends and returns the finished job. When the
+ * stream breaks because the trainer went away it reconnects from the next
+ * sequence with backoff; a terminal `state` event carries the job, so the
+ * outcome is known even if the trainer stops right after it. After
+ * `reconnectMs` without an answer it fails with one line naming the job's last
+ * known state.
+ */
+async function follow(client: TrainerServiceClient, jobId: string, onEvent: (e: JobEvent) => void, settings: FollowSettings): Promise<Job> {
   let next = 0;
-  let failures = 0;
+  let attempt = 0;
+  let lostSince: number | undefined;
+  let last: Job | undefined;
+  const lost = (reason: string): void => {
+    if (lostSince === undefined) settings.onLost?.(reason);
+    lostSince ??= Date.now();
+    if (Date.now() - lostSince > settings.reconnectMs) {
+      const state = last === undefined ? 'unknown' : stateName(last.state);
+      throw new CliError(
+        `lost the trainer at ${settings.address} while following job ${jobId} (${reason}; no answer for ${formatSeconds(settings.reconnectMs / 1000)}); ` +
+          `the job's last known state is ${state}. The trainer keeps the job and its round checkpoints: run the same command again to reattach.`,
+      );
+    }
+  };
   for (;;) {
-    const ended = await new Promise<boolean>((resolveDone, reject) => {
+    const outcome = await new Promise<'ended' | 'lost'>((resolveDone, reject) => {
       const call = client.watchJob({ jobId, fromSequence: next }, new Metadata(), { deadline: Infinity });
       call.on('data', (e: JobEvent) => {
         next = Number(e.sequence) + 1;
-        failures = 0;
+        attempt = 0;
+        lostSince = undefined;
+        if (e.job !== undefined) last = e.job;
         onEvent(e);
       });
-      call.on('end', () => resolveDone(true));
-      call.on('error', (err: Error & { code?: number }) => (err.code === 14 && failures < 20 ? resolveDone(false) : reject(err)));
+      call.on('end', () => resolveDone('ended'));
+      call.on('error', (err: Error & { code?: number; details?: string }) => {
+        if (err.code !== undefined && RECONNECT_CODES.has(err.code)) resolveDone('lost');
+        else reject(new CliError(`trainer at ${settings.address}: watching job ${jobId} failed: ${err.message}`));
+      });
     });
-    if (ended) {
-      const job = await unaryCall(client, 'getJob', { jobId });
-      if ([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED].includes(job.state)) return;
-    }
-    failures++;
-    await new Promise((r) => setTimeout(r, Math.min(10_000, 500 * 2 ** Math.min(failures, 5))));
+    if (last !== undefined && TERMINAL_STATES.includes(last.state)) return last;
+    if (outcome === 'ended') {
+      try {
+        const job = await unaryCall(client, 'getJob', { jobId });
+        if (TERMINAL_STATES.includes(job.state)) return job;
+      } catch (err) {
+        if (!(err instanceof PurifyError) || !RECONNECT_CODES.has(err.grpcStatus)) throw new CliError(`trainer at ${settings.address}: ${(err as Error).message}`);
+        lost((err as Error).message);
+      }
+    } else lost('the watch stream broke: the trainer stopped or is unreachable');
+    attempt++;
+    await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** Math.min(attempt, 5))));
   }
 }
 
@@ -283,7 +332,7 @@ export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
     const roundEvents = new Map<number, RoundEvent>();
     const weightEvents = new Map<number, AdaptSummary['weights'][number]>();
     const figures = new Map<number, NonNullable<AdaptSummary['figures']>[number]>();
-    await follow(client, jobId, (e) => {
+    job = await follow(client, jobId, (e) => {
       const ev = e.event;
       if (ev?.$case === 'step') bar.update((ev.step.round - 1) * steps + ev.step.step, `round ${ev.step.round}/${rounds} loss ${ev.step.loss.toFixed(3)}`);
       else if (ev?.$case === 'round') {
@@ -295,8 +344,11 @@ export async function runAdapt(opts: AdaptOptions): Promise<AdaptSummary> {
       } else if (ev?.$case === 'weights') {
         weightEvents.set(ev.weights.round, { round: ev.weights.round, mean: ev.weights.mean, zeroFraction: ev.weights.zeroFraction, histogram: ev.weights.histogram.map(Number) });
       } else if (ev?.$case === 'log' && !opts.json) process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${ev.log}\n`);
+    }, {
+      address,
+      reconnectMs: opts.reconnectMs ?? DEFAULT_RECONNECT_MS,
+      onLost: (reason) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}trainer at ${address}: ${reason}; reconnecting for up to ${formatSeconds((opts.reconnectMs ?? DEFAULT_RECONNECT_MS) / 1000)}\n`),
     });
-    job = await unaryCall(client, 'getJob', { jobId });
     const ordered = [...roundEvents.values()].sort((a, b) => a.round - b.round);
     const summary: AdaptSummary = {
       jobId,
@@ -357,6 +409,7 @@ export function adaptCommand(): Command {
     .option('--trainer <host:port>', 'trainer address (default: from <run-dir>/services.json, else 127.0.0.1:50154)')
     .option('--run-dir <dir>', 'where `purify up` wrote services.json', '.purify')
     .option('--timeout-ms <ms>', 'deadline of each unary call', intArg(1, 600_000), 30_000)
+    .option('--reconnect-ms <ms>', 'how long to keep reconnecting when the trainer goes away while the job runs; then exit with the job\'s last known state', intArg(0, 86_400_000), DEFAULT_RECONNECT_MS)
     .option('--json', 'print the summary as JSON', false)
     .action(async (opts: AdaptOptions) => {
       await runAdapt(opts);

@@ -422,6 +422,12 @@ export interface JobEvent {
     | { $case: "round"; round: RoundEvent }
     | { $case: "log"; log: string }
     | undefined;
+  /**
+   * Set on `state` events only: the job as it was in that state (message,
+   * result model, metrics), so a watcher that loses the trainer right after a
+   * terminal state still knows the outcome without a GetJob.
+   */
+  job?: Job | undefined;
 }
 
 function createBaseDatasetRef(): DatasetRef {
@@ -2984,7 +2990,7 @@ export const RoundSnapshot: MessageFns<RoundSnapshot> = {
 };
 
 function createBaseJobEvent(): JobEvent {
-  return { jobId: "", sequence: 0, time: undefined, event: undefined };
+  return { jobId: "", sequence: 0, time: undefined, event: undefined, job: undefined };
 }
 
 export const JobEvent: MessageFns<JobEvent> = {
@@ -3014,6 +3020,9 @@ export const JobEvent: MessageFns<JobEvent> = {
       case "log":
         writer.uint32(66).string(message.event.log);
         break;
+    }
+    if (message.job !== undefined) {
+      Job.encode(message.job, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -3095,6 +3104,14 @@ export const JobEvent: MessageFns<JobEvent> = {
             message.event = { $case: "log", log: reader.string() };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.job = Job.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3127,6 +3144,7 @@ export const JobEvent: MessageFns<JobEvent> = {
         : isSet(object.log)
         ? { $case: "log", log: globalThis.String(object.log) }
         : undefined,
+      job: isSet(object.job) ? Job.fromJSON(object.job) : undefined,
     };
   },
 
@@ -3151,6 +3169,9 @@ export const JobEvent: MessageFns<JobEvent> = {
       obj.round = RoundEvent.toJSON(message.event.round);
     } else if (message.event?.$case === "log") {
       obj.log = message.event.log;
+    }
+    if (message.job !== undefined) {
+      obj.job = Job.toJSON(message.job);
     }
     return obj;
   },
@@ -3195,6 +3216,7 @@ export const JobEvent: MessageFns<JobEvent> = {
         break;
       }
     }
+    message.job = (object.job !== undefined && object.job !== null) ? Job.fromPartial(object.job) : undefined;
     return message;
   },
 };
