@@ -112,6 +112,12 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
       expect(Object.keys(r.timingsMs)).toEqual(expect.arrayContaining(['training', 'metrics']));
     }
     const usesTeacher = !['source-only', 'oracle'].includes(method);
+    // The teacher's mean confidence on the target, for the methods that ask it for pseudo-labels: a max probability of K classes.
+    for (const r of rounds) {
+      if (usesTeacher) expect(r.metrics['target_confidence']).toBeGreaterThanOrEqual(1 / o.numClasses);
+      if (usesTeacher) expect(r.metrics['target_confidence']).toBeLessThanOrEqual(1);
+      else expect(r.metrics['target_confidence']).toBeUndefined();
+    }
     // One teacher per round for the methods that need pseudo-labels, none otherwise.
     expect(o.teacherPort.published.length).toBe(usesTeacher ? 2 : 0);
     if (method === 'source-only') expect(rounds[0]!.weights.pixels).toBe(0);

@@ -257,7 +257,7 @@ export interface StepReport {
 export interface RoundReport {
   /** 1-based. */
   readonly round: number;
-  /** Label-free figures: `source_val_dice`, `teacher_student_agreement`, `mean_weight`, and where measured `mean_reliability`, `sim_reward`, `sim_region_accuracy`, `proxy_reward`. */
+  /** Label-free figures: `source_val_dice`, `teacher_student_agreement`, `mean_weight`, and where measured `target_confidence` (the teacher's mean max probability on the target), `mean_reliability`, `sim_reward`, `sim_region_accuracy`, `proxy_reward`. */
   readonly metrics: Readonly<Record<string, number>>;
   /** ms per phase: export, teacher, reliability, agent, episodes, training, metrics, feedback. */
   readonly timingsMs: Readonly<Record<string, number>>;
@@ -341,6 +341,8 @@ interface RoundTargets {
   readonly snapshot?: Omit<RoundSnapshot, 'prediction'> | undefined;
   /** Per class: the pixel gate's confidence threshold this round (gated methods). */
   readonly thresholds?: Float32Array | undefined;
+  /** Mean max class probability of the teacher over the target training pixels (pseudo-label methods). */
+  readonly meanConfidence?: number | undefined;
 }
 
 /** The slice of `label` (`[z, h, w]`) with the most foreground; the lowest such index on ties. */
@@ -603,7 +605,15 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         pseudo.set(p.v.id, p.label);
         slices.push(...targetSlices(p.v, p.label, p.weights));
       }
-      return { slices, weightMaps: perVolume.map((p) => p.weights), pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds, snapshot, thresholds };
+      let confidenceSum = 0;
+      let confidenceCount = 0;
+      for (const p of perVolume) {
+        if (p.maxProbability === undefined) continue;
+        for (const x of p.maxProbability) confidenceSum += x;
+        confidenceCount += p.maxProbability.length;
+      }
+      const meanConfidence = confidenceCount > 0 ? confidenceSum / confidenceCount : undefined;
+      return { slices, weightMaps: perVolume.map((p) => p.weights), pseudo, meanReliability: scores.length > 0 ? mean(scores) : undefined, decisionIds, snapshot, thresholds, meanConfidence };
     };
 
     /** One simulated-shift episode: pseudo-targets from source volumes, per-region + episodic rewards, then feedback. */
@@ -727,6 +737,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         break;
       }
       if (targets.meanReliability !== undefined) metrics['mean_reliability'] = targets.meanReliability;
+      if (targets.meanConfidence !== undefined) metrics['target_confidence'] = targets.meanConfidence;
       if (targets.thresholds !== undefined) {
         if (classBalanced) metrics['kept_portion'] = keptPortion(r, h.rounds, h.keptPortionStart, h.keptPortionEnd);
         targets.thresholds.forEach((t, c) => {

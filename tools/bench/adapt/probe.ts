@@ -6,13 +6,15 @@
  * before a benchmark run.
  *
  *   npx tsx --conditions=@purify/source tools/bench/adapt/probe.ts --artifacts DIR --data DIR --model NAME[:V] \
- *     [--target mr|cbct] [--seed 1] VARIANT...
+ *     [--target mr|cbct] [--seed 1] [--trajectory] VARIANT...
  *
  * VARIANT is `key=value,…` with keys method (default cbst), rounds (2), steps
  * (30, per round), lr (the loop's default), tw (target weight λ), aug (source
  * augmentation, default the model's own), taug (target, default strong),
  * portion (`start:end` kept portions). `method=source-only` is the model as
- * is. DIR (data) is the output of `purify data generate`; the target test
+ * is. `--trajectory` also scores each round's teacher (the EMA entering the
+ * round) and prints it beside the round's label-free figures — for choosing a
+ * label-free stop rule, never an input to one. DIR (data) is the output of `purify data generate`; the target test
  * labels (`<target>-eval/labelsTs`) are read by the evaluation only.
  * Prediction is TensorFlow.js on whole slices, so figures differ slightly from
  * the segmenter's sliding window; compare variants with each other.
@@ -20,7 +22,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LocalReliabilityPort, LocalTeacherPort, loadJobData, Method, resolveHyperparameters, RuleAgentPort, runAdaptation } from '@purify/adaptation';
+import { LocalReliabilityPort, LocalTeacherPort, loadJobData, Method, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher } from '@purify/adaptation';
 import { ModelRegistry } from '@purify/artifacts';
 import { openDataset, readNifti } from '@purify/imaging';
 import { computeCaseMetrics, MetricsAccumulator } from '@purify/metrics';
@@ -29,7 +31,7 @@ import { decodeWeights, initTrainingBackend, loadSliceVolume, parseAugmentLevel,
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, seed: { type: 'string', default: '1' } },
+  options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, seed: { type: 'string', default: '1' }, trajectory: { type: 'boolean', default: false } },
 });
 
 async function main(): Promise<void> {
@@ -59,7 +61,14 @@ async function main(): Promise<void> {
     const cfg = Object.fromEntries(variant.split(',').map((kv) => kv.split('=') as [string, string]));
     const method = (cfg['method'] ?? 'cbst') as Method;
     const [ps, pe] = (cfg['portion'] ?? '').split(':').map(Number);
-    const teacher = new LocalTeacherPort();
+    // Evaluation only: each round's published teacher (the EMA after the previous round) scored on the target test set.
+    const trajectory: number[] = [];
+    const teacher = new (class extends LocalTeacherPort {
+      override publish(model: SegModel): Promise<PublishedTeacher> {
+        if (values.trajectory === true) trajectory.push(dice(model));
+        return super.publish(model);
+      }
+    })();
     const t0 = Date.now();
     const res = await runAdaptation({
       method,
@@ -88,6 +97,12 @@ async function main(): Promise<void> {
     const d = dice(res.model);
     res.model.dispose();
     const last = res.rounds[res.rounds.length - 1]?.metrics ?? {};
+    if (values.trajectory === true) {
+      res.rounds.forEach((r, i) => {
+        const m = Object.entries(r.metrics).filter(([name]) => !name.startsWith('gate_class') && !name.startsWith('sim_')).map(([name, x]) => `${name} ${x.toFixed(4)}`).join(', ');
+        process.stdout.write(`  round ${r.round}: teacher in ${target} Dice ${trajectory[i]?.toFixed(4) ?? '–'}; ${m}\n`);
+      });
+    }
     process.stdout.write(`${variant}: ${target} Dice ${d.toFixed(4)} (${((Date.now() - t0) / 1000).toFixed(0)} s; last round source_val_dice ${last['source_val_dice']?.toFixed(3) ?? '–'}, mean_weight ${last['mean_weight']?.toFixed(3) ?? '–'})\n`);
   }
 }
