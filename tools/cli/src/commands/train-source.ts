@@ -110,7 +110,7 @@ export function trainSourceCommand(): Command {
     .option('--name <name>', 'registry name of the model', 'source-ct')
     .option('--steps <n>', 'most explore steps (Adam updates) at the peak learning rate; the explore phase ends earlier once converged (--patience), then the anneal runs', intArg(1, 1_000_000), SOURCE_SCHEDULE.maxSteps)
     .option('--batch-size <n>', 'slices per step', intArg(1, 1024), 8)
-    .option('--lr <rate>', 'peak learning rate (linear warm-up, then poly decay to 0 at --steps)', positiveNumber, SOURCE_SCHEDULE.learningRate)
+    .option('--lr <rate>', 'peak learning rate: linear warm-up, held while exploring, then annealed (see --anneal-fraction)', positiveNumber, SOURCE_SCHEDULE.learningRate)
     .option('--size <px>', 'working in-plane size: the field of view is resampled to this many pixels', intArg(8, 2048), 96)
     .option('--tile <px>', 'training tile (random crops of the working slices; default = --size)', intArg(8, 2048))
     .option('--width <n>', 'U-Net base width (channels of the first level)', intArg(1, 256), 16)
