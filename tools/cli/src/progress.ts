@@ -10,9 +10,14 @@ export class Progress {
 
   constructor(
     private readonly label: string,
-    private readonly total: number,
+    private total: number,
     private readonly quiet = false,
   ) {}
+
+  /** A new total for a stage whose length is known only as it runs (e.g. the source schedule's anneal, sized when the explore phase ends). */
+  setTotal(total: number): void {
+    this.total = total;
+  }
 
   /** Reports `done` of `total` with an optional note (e.g. the current case or loss). */
   update(done: number, note = ''): void {

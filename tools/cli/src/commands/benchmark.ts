@@ -269,7 +269,11 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
             // The default schedule of @purify/training (SOURCE_SCHEDULE): validation every 100 steps, stop once converged, best checkpoint kept.
             { dataPath: join(dataDir, 'ct'), artifactsDir: artifacts, name: sourceName, size: o.size, tile: Math.min(o.size, 64), steps: o.sourceSteps, augment: o.augment, seed },
             {
-              onStep: (e) => bar.update(e.step, `loss ${e.loss.toFixed(3)} ${e.ms.toFixed(0)} ms/step${val}`),
+              onStep: (e) => {
+                // At most `sourceSteps` while exploring; exact once the anneal is sized.
+                bar.setTotal(e.totalSteps);
+                bar.update(e.step, `loss ${e.loss.toFixed(3)} ${e.ms.toFixed(0)} ms/step${val}`);
+              },
               onValidation: (e) => {
                 val = ` val Dice ${e.meanDice.toFixed(3)}`;
               },

@@ -184,6 +184,7 @@ export function trainSourceCommand(): Command {
               // Exponential moving average of the loss, so the bar shows a trend rather than batch noise.
               loss = Number.isNaN(loss) ? e.loss : 0.9 * loss + 0.1 * e.loss;
               lastStep = `loss ${loss.toFixed(3)} lr ${e.learningRate.toExponential(1)} ${e.ms.toFixed(0)} ms/step`;
+              bar?.setTotal(e.totalSteps);
               bar?.update(e.step, `${lastStep}${lastVal}`);
             },
             onValidation: (e) => {
