@@ -4,6 +4,9 @@ describe('Progress', () => {
   let lines: string[];
   beforeEach(() => {
     lines = [];
+    // Lines to a non-terminal are throttled to one per 3 s: let 5 s pass between updates.
+    let now = 0;
+    jest.spyOn(Date, 'now').mockImplementation(() => (now += 5000));
     jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
       lines.push(String(chunk));
       return true;
