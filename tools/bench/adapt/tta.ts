@@ -1,0 +1,98 @@
+/**
+ * Study: are pseudo-labels averaged over appearance views better than the
+ * teacher's single clean prediction? A model is applied to each target test
+ * slice clean and under N − 1 appearance views drawn from its own training
+ * augmentation preset (no spatial part, so the probabilities need no warping
+ * back; class-wise views remap by the clean prediction, never a label); the
+ * softmax outputs are averaged and arg-maxed. Scored against the target test
+ * labels — evaluation only, for deciding how the product builds pseudo-labels.
+ *
+ *   npx tsx --conditions=@purify/source tools/bench/adapt/tta.ts --artifacts DIR --data DIR --model NAME[:V] \
+ *     [--target mr|cbct] [--views 1,4,8] [--seed 1]
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { ModelRegistry } from '@purify/artifacts';
+import { openDataset, readNifti, Rng } from '@purify/imaging';
+import { computeCaseMetrics, MetricsAccumulator } from '@purify/metrics';
+import { buildUNet, type SegModel } from '@purify/models';
+import { AUGMENT_PRESETS, augmentSample, decodeWeights, initTrainingBackend, loadSliceVolume, parseAugmentLevel, predictLabelVolume, defaultNormalization, type SliceVolume } from '@purify/training';
+
+const { values } = parseArgs({
+  options: {
+    artifacts: { type: 'string' },
+    data: { type: 'string' },
+    model: { type: 'string' },
+    target: { type: 'string', default: 'mr' },
+    views: { type: 'string', default: '1,4,8' },
+    seed: { type: 'string', default: '1' },
+  },
+});
+
+/** A model whose prediction is the mean softmax over `views` appearance views of each slice (view 0 = clean). */
+function viewEnsemble(model: SegModel, views: number, preset: string, seed: number): SegModel {
+  const config = { ...AUGMENT_PRESETS[parseAugmentLevel(preset)].config, pSpatial: 0, pAppearance: 1 };
+  const rng = new Rng(seed);
+  const predict = (x: tf.Tensor4D): tf.Tensor4D => {
+    const [b, h, w] = x.shape;
+    const clean = model.predict(x);
+    if (views <= 1) return clean;
+    const images = x.dataSync() as Float32Array;
+    const labels = tf.tidy(() => clean.argMax(-1).dataSync() as Int32Array);
+    let sum: tf.Tensor4D = clean;
+    for (let v = 1; v < views; v++) {
+      const batch = new Float32Array(b * h * w);
+      for (let s = 0; s < b; s++) {
+        const n = h * w;
+        const out = augmentSample(
+          { image: images.slice(s * n, (s + 1) * n), label: Int32Array.from(labels.subarray(s * n, (s + 1) * n)), weight: new Float32Array(n).fill(1) },
+          [h, w],
+          config,
+          rng,
+        );
+        batch.set(out.image, s * n);
+      }
+      const p = model.predict(tf.tensor4d(batch, [b, h, w, 1]));
+      sum = tf.add(sum, p);
+    }
+    return tf.div(sum, views);
+  };
+  return new Proxy(model, { get: (t, k): unknown => (k === 'predict' ? predict : (Reflect.get(t, k) as unknown)) });
+}
+
+async function main(): Promise<void> {
+  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
+  const [name, version] = values.model.split(':') as [string, string | undefined];
+  await initTrainingBackend('wasm');
+  const v = new ModelRegistry(values.artifacts).get(name, version === undefined ? 0 : Number(version));
+  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
+  const model = buildUNet(init.unet);
+  model.setWeights(init.weights);
+  const preset = v.meta.provenance['augment']?.split('@')[0] ?? 'strong';
+  const target = values.target;
+  const dataset = openDataset(join(values.data, target));
+  const k = init.unet.numClasses;
+  const tests: SliceVolume[] = [];
+  for (const c of dataset.cases.filter((x) => x.split === 'test')) {
+    tests.push(await loadSliceVolume(c, { normalization: defaultNormalization(dataset.channelNames[0] ?? ''), spacingXyMm: v.meta.spacingXyMm, numClasses: k, requireLabel: false, keepOriginalLabel: false }));
+  }
+  // Evaluation only: the target test labels.
+  const gts = await Promise.all(tests.map((t) => readNifti(join(values.data!, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
+  const organs = Array.from({ length: k - 1 }, (_, i) => i + 1);
+  process.stdout.write(`${values.model} (${preset}) → ${target}, ${tests.length} test cases, ${new Date().toISOString()}\n`);
+  for (const views of values.views.split(',').map(Number)) {
+    const m = viewEnsemble(model, views, preset, Number(values.seed));
+    const acc = new MetricsAccumulator();
+    tests.forEach((t, i) => acc.update(t.id, computeCaseMetrics(predictLabelVolume(m, t), gts[i]!, organs)));
+    const s = acc.aggregate();
+    process.stdout.write(`views ${views}: Dice ${s.organAverage.dice.toFixed(4)} (${s.labels.map((l) => l.dice.mean.toFixed(3)).join(' / ')})\n`);
+  }
+  model.dispose();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
