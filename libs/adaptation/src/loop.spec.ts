@@ -230,28 +230,6 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(keptPixels(rounds[1]!)).toBeGreaterThan(keptPixels(rounds[0]!));
   });
 
-  it.each([
-    // [views, teacher predictions per target volume and round: reliability's own whole-image pass, then the clean image and each view]
-    [1, 1],
-    [3, 4],
-  ])('rule with %i pseudo-label view(s): the teacher predicts each target volume %i time(s) a round', async (views, perVolume) => {
-    const o = options(Method.Rule, { pseudoLabelViews: views });
-    const calls: string[] = [];
-    const predict = o.teacherPort.predict.bind(o.teacherPort);
-    o.teacherPort.predict = (teacher, volume) => {
-      calls.push(volume.id);
-      return predict(teacher, volume);
-    };
-    const rounds: RoundReport[] = [];
-    const res = await runAdaptation(o, { onRound: (r) => rounds.push(r) });
-    res.model.dispose();
-    expect(calls.length).toBe(2 * target.length * perVolume);
-    if (views > 1) {
-      expect([...new Set(calls)].sort()).toEqual(target.flatMap((t) => [t.id, `${t.id}~view1`, `${t.id}~view2`]).sort());
-      expect(rounds.every((r) => (r.timingsMs['views'] ?? 0) > 0)).toBe(true);
-    } else expect(rounds.every((r) => r.timingsMs['views'] === undefined)).toBe(true);
-  });
-
   it('source-only from an init model is that model; with AdaBN only the BatchNorm statistics move, to the target images’ statistics', async () => {
     const init = buildUNet({ depth: 2, baseWidth: 4, seed: 9, numClasses: 2 });
     const initial = init.getWeights();

@@ -30,7 +30,6 @@ import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedSh
 import { ParallelAdaptation } from './parallel-step';
 import { adaptationStep, type DualStepResult } from './step';
 import { classBalancedWeights, classGate, classThresholds, keptPortion } from './curriculum';
-import { appearanceViews, meanProbabilities } from './views';
 import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
 
 /** Hyper-parameters shared by every method (proto `TrainingHyperparameters`). */
@@ -218,13 +217,6 @@ export interface AdaptationOptions {
    * @purify/training) — the student and the first EMA teacher start from them.
    */
   readonly adabn?: boolean | undefined;
-  /**
-   * `rule` / `rl` (our purification pipeline): the pseudo-label and its
-   * confidences are the teacher's mean prediction over this many appearance
-   * views of each target volume (1 = the clean prediction alone, the default;
-   * views.ts). The region reliability is still scored on the clean image.
-   */
-  readonly pseudoLabelViews?: number | undefined;
   /** Folder of the round checkpoint (`<dir>/last`). */
   readonly checkpointDir?: string | undefined;
   /** Continue from `<checkpointDir>/last` when it exists. */
@@ -470,7 +462,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   // Pixel gate and per-class loss normalisation: cbst always; rule and rl (our reliability pipeline) too.
   const gated = method === Method.Cbst || method === Method.Rule || method === Method.Rl;
   const classBalanced = method === Method.Cbst || (gated && h.pixelGate === 0);
-  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, views: o.pseudoLabelViews ?? 1 };
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
   let student: SegModel | undefined;
   let optimizer: Adam | undefined;
@@ -549,18 +541,6 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       return { masks: maxProbs.map((p, i) => classGate(p, labels[i]!, thresholds)), thresholds };
     };
 
-    const views = o.pseudoLabelViews ?? 1;
-    /** The teacher's mean prediction over the clean volume and `views − 1` appearance views ({@link appearanceViews}). */
-    const viewEnsemble = async (teacher: PublishedTeacher, v: SliceVolume, clean: Uint8Array, round: number): Promise<{ label: Uint8Array; maxProbability: Float32Array }> => {
-      const k = o.numClasses;
-      const predictions = [await ports.teacher.predict(teacher, v, o.signal)];
-      for (const view of appearanceViews(v, clean, views, stepSeed(o.seed ^ 0x71e3, round * 100_003 + trainTargets.indexOf(v)), o.sourceAugment ?? 'strong')) {
-        predictions.push(await ports.teacher.predict(teacher, view, o.signal));
-      }
-      const probs = meanProbabilities(predictions);
-      return { label: argmaxLabels(probs, k, v.shape), maxProbability: maxProbabilityOf(probs, k) };
-    };
-
     /** Pixel weights and pseudo-labels of one round for the real target. */
     const roundTargets = async (round: number, teacher: PublishedTeacher | undefined, timer: Timer): Promise<RoundTargets> => {
       const decisionIds: string[] = [];
@@ -598,18 +578,11 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
             regionWeights = r.weights;
             decisionIds.push(...r.decisionIds);
           }
-          let label = scored.pseudoLabel;
-          let maxProbability = scored.maxProbability;
-          if (views > 1) {
-            const ensemble = await timer.time('views', () => viewEnsemble(teacher!, v, scored.pseudoLabel, round));
-            label = ensemble.label;
-            maxProbability = ensemble.maxProbability;
-          }
           perVolume.push({
             v,
-            label,
+            label: scored.pseudoLabel,
             weights: regionPixelWeights(regionWeights, scored.regionIndex),
-            maxProbability,
+            maxProbability: scored.maxProbability,
             reliability: Float32Array.from(scored.regionIndex, (r) => scored.scores[r] as number),
           });
         }

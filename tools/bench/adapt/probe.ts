@@ -11,8 +11,7 @@
  * VARIANT is `key=value,…` with keys method (default cbst), rounds (2), steps
  * (30, per round), lr (the loop's default), tw (target weight λ), aug (source
  * augmentation, default the model's own), taug (target, default strong),
- * portion (`start:end` kept portions), views (rule / rl: pseudo-labels from the
- * teacher's mean over this many appearance views). `method=source-only` is the model as
+ * portion (`start:end` kept portions). `method=source-only` is the model as
  * is. `--trajectory` also scores each round's teacher (the EMA entering the
  * round) and prints it beside the round's label-free figures — for choosing a
  * label-free stop rule, never an input to one. DIR (data) is the output of `purify data generate`; the target test
@@ -92,7 +91,6 @@ async function main(): Promise<void> {
       sourceAugment: parseAugmentLevel(cfg['aug'] ?? v.meta.provenance['augment'] ?? 'strong'),
       targetAugment: parseAugmentLevel(cfg['taug'] ?? 'strong'),
       seed,
-      ...(cfg['views'] === undefined ? {} : { pseudoLabelViews: Number(cfg['views']) }),
       workers: 1,
       ports: { teacher, reliability: new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 }), agent: new RuleAgentPort() },
     });
