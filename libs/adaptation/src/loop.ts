@@ -30,6 +30,7 @@ import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedSh
 import { ParallelAdaptation } from './parallel-step';
 import { adaptationStep, type DualStepResult } from './step';
 import { classBalancedWeights, classGate, classThresholds, keptPortion } from './curriculum';
+import { keepLargestComponents, singleStructureClasses } from './topology';
 import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
 
 /** Hyper-parameters shared by every method (proto `TrainingHyperparameters`). */
@@ -217,6 +218,13 @@ export interface AdaptationOptions {
    * @purify/training) — the student and the first EMA teacher start from them.
    */
   readonly adabn?: boolean | undefined;
+  /**
+   * `rule` / `rl` (our purification pipeline): the source labels' shape prior
+   * (topology.ts) — a class that is one connected structure in the source
+   * volumes keeps only its largest 3-D component in each target pseudo-label;
+   * the other pieces become background. Default false.
+   */
+  readonly shapePrior?: boolean | undefined;
   /** Folder of the round checkpoint (`<dir>/last`). */
   readonly checkpointDir?: string | undefined;
   /** Continue from `<checkpointDir>/last` when it exists. */
@@ -462,7 +470,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   // Pixel gate and per-class loss normalisation: cbst always; rule and rl (our reliability pipeline) too.
   const gated = method === Method.Cbst || method === Method.Rule || method === Method.Rl;
   const classBalanced = method === Method.Cbst || (gated && h.pixelGate === 0);
-  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true };
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
   let student: SegModel | undefined;
   let optimizer: Adam | undefined;
@@ -541,6 +549,10 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       return { masks: maxProbs.map((p, i) => classGate(p, labels[i]!, thresholds)), thresholds };
     };
 
+    // The shape prior of our purification: which classes are one structure in the source labels (source labels only).
+    const singleStructures = o.shapePrior === true && source === TargetSource.Reliability ? singleStructureClasses(o.source.map((v) => ({ label: v.label!, shape: v.shape })), o.numClasses) : [];
+    if (singleStructures.length > 0) log(`shape prior: classes ${singleStructures.join(', ')} are one connected structure in the source labels; their pseudo-labels keep only their largest component`);
+
     /** Pixel weights and pseudo-labels of one round for the real target. */
     const roundTargets = async (round: number, teacher: PublishedTeacher | undefined, timer: Timer): Promise<RoundTargets> => {
       const decisionIds: string[] = [];
@@ -580,7 +592,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           }
           perVolume.push({
             v,
-            label: scored.pseudoLabel,
+            label: singleStructures.length > 0 ? keepLargestComponents(scored.pseudoLabel, v.shape, singleStructures).label : scored.pseudoLabel,
             weights: regionPixelWeights(regionWeights, scored.regionIndex),
             maxProbability: scored.maxProbability,
             reliability: Float32Array.from(scored.regionIndex, (r) => scored.scores[r] as number),

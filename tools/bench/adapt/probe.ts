@@ -11,7 +11,9 @@
  * VARIANT is `key=value,…` with keys method (default cbst), rounds (2), steps
  * (30, per round), lr (the loop's default), tw (target weight λ), aug (source
  * augmentation, default the model's own), taug (target, default strong),
- * portion (`start:end` kept portions). `method=source-only` is the model as
+ * portion (`start:end` kept portions), gate (rule / rl: a fixed pixel gate
+ * instead of the class-balanced curriculum; ≤ 1/K keeps every pixel), prior (1: rule / rl with the source
+ * labels' shape prior). `method=source-only` is the model as
  * is. `--trajectory` also scores each round's teacher (the EMA entering the
  * round) and prints it beside the round's label-free figures — for choosing a
  * label-free stop rule, never an input to one. DIR (data) is the output of `purify data generate`; the target test
@@ -87,10 +89,12 @@ async function main(): Promise<void> {
         ...(cfg['lr'] === undefined ? {} : { learningRate: Number(cfg['lr']) }),
         ...(cfg['tw'] === undefined ? {} : { targetWeight: Number(cfg['tw']) }),
         ...(ps === undefined || Number.isNaN(ps) ? {} : { keptPortionStart: ps, keptPortionEnd: pe }),
+        ...(cfg['gate'] === undefined ? {} : { pixelGate: Number(cfg['gate']) }),
       }),
       sourceAugment: parseAugmentLevel(cfg['aug'] ?? v.meta.provenance['augment'] ?? 'strong'),
       targetAugment: parseAugmentLevel(cfg['taug'] ?? 'strong'),
       seed,
+      shapePrior: cfg['prior'] === '1',
       workers: 1,
       ports: { teacher, reliability: new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 }), agent: new RuleAgentPort() },
     });
