@@ -73,7 +73,7 @@ describe('trainer service: job specs', () => {
   it.each([
     // [case, spec change (undefined = no spec), exact message]
     ['no spec', undefined, 'startJob failed: `spec` is required, got nothing'],
-    ['unset method', { method: Method.METHOD_UNSPECIFIED }, 'startJob failed: `spec.method` must be one of METHOD_SOURCE_ONLY, METHOD_NAIVE, METHOD_CONFIDENCE, METHOD_ENTROPY, METHOD_CONSENSUS, METHOD_RULE, METHOD_RL, METHOD_ORACLE, got 0'],
+    ['unset method', { method: Method.METHOD_UNSPECIFIED }, 'startJob failed: `spec.method` must be one of METHOD_SOURCE_ONLY, METHOD_NAIVE, METHOD_CONFIDENCE, METHOD_ENTROPY, METHOD_CONSENSUS, METHOD_RULE, METHOD_RL, METHOD_ORACLE, METHOD_CBST, got 0'],
     ['no source dataset', { source: undefined }, 'startJob failed: `spec.source` is required, got nothing'],
     ['a missing source dataset', { source: { path: '/nonexistent/ct', modality: 1, caseIds: [] } }, 'startJob failed: `spec.source.path` must name an existing dataset folder, got "/nonexistent/ct"'],
     ['no target dataset', { target: undefined }, 'startJob failed: `spec.target` is required, got nothing'],
