@@ -230,6 +230,20 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(keptPixels(rounds[1]!)).toBeGreaterThan(keptPixels(rounds[0]!));
   });
 
+  it('rule that keeps every pixel, without the class-balanced loss, trains exactly as naive (the normalisation is the only difference)', async () => {
+    const losses = async (method: Method, extra: Partial<AdaptationOptions>): Promise<number[]> => {
+      const o = options(method, extra);
+      const out: number[] = [];
+      const res = await runAdaptation({ ...o, hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 2, batchSize: 2, pixelGate: 0.01, threshold: 1e-6 }) }, { onStep: (e) => out.push(e.targetLoss) });
+      res.model.dispose();
+      return out;
+    };
+    const naive = await losses(Method.Naive, {});
+    expect(await losses(Method.Rule, { classBalancedLoss: false })).toEqual(naive);
+    // With the per-class normalisation (the default) the target term differs.
+    expect(await losses(Method.Rule, {})).not.toEqual(naive);
+  });
+
   it('source-only from an init model is that model; with AdaBN only the BatchNorm statistics move, to the target images’ statistics', async () => {
     const init = buildUNet({ depth: 2, baseWidth: 4, seed: 9, numClasses: 2 });
     const initial = init.getWeights();

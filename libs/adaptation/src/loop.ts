@@ -225,6 +225,12 @@ export interface AdaptationOptions {
    * the other pieces become background. Default false.
    */
   readonly shapePrior?: boolean | undefined;
+  /**
+   * `cbst`, `rule`, `rl`: normalise the target loss per class
+   * ({@link classBalancedWeights}; default true). False weighs every kept
+   * pixel alike, as the other methods do.
+   */
+  readonly classBalancedLoss?: boolean | undefined;
   /** Folder of the round checkpoint (`<dir>/last`). */
   readonly checkpointDir?: string | undefined;
   /** Continue from `<checkpointDir>/last` when it exists. */
@@ -470,7 +476,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   // Pixel gate and per-class loss normalisation: cbst always; rule and rl (our reliability pipeline) too.
   const gated = method === Method.Cbst || method === Method.Rule || method === Method.Rl;
   const classBalanced = method === Method.Cbst || (gated && h.pixelGate === 0);
-  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true };
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true, classBalancedLoss: o.classBalancedLoss !== false };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
   let student: SegModel | undefined;
   let optimizer: Adam | undefined;
@@ -514,7 +520,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     const log = (msg: string): void => cb.onLog?.(msg);
 
     /** The target batch with its weights normalised per class ({@link classBalancedWeights}) for the class-balanced methods; others as drawn. */
-    const balance = (b: SliceBatch): SliceBatch => (gated ? { ...b, weights: classBalancedWeights(b.labels, b.weights, o.numClasses) } : b);
+    const balance = (b: SliceBatch): SliceBatch => (gated && o.classBalancedLoss !== false ? { ...b, weights: classBalancedWeights(b.labels, b.weights, o.numClasses) } : b);
 
     const sourceSampler = (round: number, n: number): BatchSampler =>
       new BatchSampler([{ slices: sourceSlices, augment: o.sourceAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: n, tileYx: [th, tw], seed: stepSeed(o.seed, round * 2) });

@@ -13,7 +13,8 @@
  * augmentation, default the model's own), taug (target, default strong),
  * portion (`start:end` kept portions), gate (rule / rl: a fixed pixel gate
  * instead of the class-balanced curriculum; ≤ 1/K keeps every pixel), prior (1: rule / rl with the source
- * labels' shape prior). `method=source-only` is the model as
+ * labels' shape prior), balance (0: cbst / rule / rl without the per-class
+ * normalisation of the target loss). `method=source-only` is the model as
  * is. `--trajectory` also scores each round's teacher (the EMA entering the
  * round) and prints it beside the round's label-free figures — for choosing a
  * label-free stop rule, never an input to one. DIR (data) is the output of `purify data generate`; the target test
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
       targetAugment: parseAugmentLevel(cfg['taug'] ?? 'strong'),
       seed,
       shapePrior: cfg['prior'] === '1',
+      classBalancedLoss: cfg['balance'] !== '0',
       workers: 1,
       ports: { teacher, reliability: new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 }), agent: new RuleAgentPort() },
     });
