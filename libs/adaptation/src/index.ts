@@ -22,6 +22,8 @@ export { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorre
 export type { ProxyFigures, RegionRewardOptions } from './rewards';
 export { labelAgreement, organDice } from './figures';
 export { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
+export { decideRounds, DEFAULT_KEEP_BEST } from './stop-rule';
+export type { KeepBestSettings, RoundDecision, RoundProxy } from './stop-rule';
 
 // Data and the target-label barrier.
 export { declaredClasses, loadJobData, loadOracleLabels, loadSourceData, openTargetImages, ReadGuard } from './data';
