@@ -27,10 +27,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalReliabilityPort, LocalTeacherPort, loadJobData, Method, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher } from '@purify/adaptation';
 import { ModelRegistry } from '@purify/artifacts';
-import { openDataset, readNifti } from '@purify/imaging';
-import { computeCaseMetrics, MetricsAccumulator } from '@purify/metrics';
 import type { SegModel } from '@purify/models';
-import { decodeWeights, initTrainingBackend, loadSliceVolume, parseAugmentLevel, predictLabelVolume, type SliceVolume } from '@purify/training';
+import { decodeWeights, initTrainingBackend, parseAugmentLevel } from '@purify/training';
+import { loadTargetTestSet } from './target-test';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -47,19 +46,9 @@ async function main(): Promise<void> {
   const target = values.target;
   const data = await loadJobData({ method: 'cbst', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed });
   const k = data.classes.length;
-  const tests: SliceVolume[] = [];
-  for (const c of openDataset(join(values.data, target)).cases.filter((x) => x.split === 'test')) {
-    tests.push(await loadSliceVolume(c, { normalization: data.targetNormalization, spacingXyMm: data.spacingXyMm, numClasses: k, requireLabel: false, keepOriginalLabel: false }));
-  }
-  // Evaluation only: the target test labels.
-  const gts = await Promise.all(tests.map((t) => readNifti(join(values.data!, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
-  const organs = Array.from({ length: k - 1 }, (_, i) => i + 1);
-  const dice = (m: SegModel): number => {
-    const acc = new MetricsAccumulator();
-    tests.forEach((t, i) => acc.update(t.id, computeCaseMetrics(predictLabelVolume(m, t), gts[i]!, organs)));
-    return acc.aggregate().organAverage.dice;
-  };
-  process.stdout.write(`${values.model} → ${target} (${tests.length} test cases), seed ${seed}, ${new Date().toISOString()}\n`);
+  const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: data.spacingXyMm, numClasses: k });
+  const dice = (m: SegModel): number => testSet.score(m).organAverage.dice;
+  process.stdout.write(`${values.model} → ${target} (${testSet.volumes.length} test cases), seed ${seed}, ${new Date().toISOString()}\n`);
   for (const variant of positionals) {
     const cfg = Object.fromEntries(variant.split(',').map((kv) => kv.split('=') as [string, string]));
     const method = (cfg['method'] ?? 'cbst') as Method;

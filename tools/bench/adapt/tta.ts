@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { ModelRegistry } from '@purify/artifacts';
-import { openDataset, readNifti, Rng } from '@purify/imaging';
-import { computeCaseMetrics, MetricsAccumulator } from '@purify/metrics';
+import { Rng } from '@purify/imaging';
 import { buildUNet, type SegModel } from '@purify/models';
-import { AUGMENT_PRESETS, augmentSample, decodeWeights, initTrainingBackend, loadSliceVolume, parseAugmentLevel, predictLabelVolume, defaultNormalization, type SliceVolume } from '@purify/training';
+import { AUGMENT_PRESETS, augmentSample, decodeWeights, initTrainingBackend, parseAugmentLevel } from '@purify/training';
+import { loadTargetTestSet } from './target-test';
 
 const { values } = parseArgs({
   options: {
@@ -72,21 +72,11 @@ async function main(): Promise<void> {
   model.setWeights(init.weights);
   const preset = v.meta.provenance['augment']?.split('@')[0] ?? 'strong';
   const target = values.target;
-  const dataset = openDataset(join(values.data, target));
   const k = init.unet.numClasses;
-  const tests: SliceVolume[] = [];
-  for (const c of dataset.cases.filter((x) => x.split === 'test')) {
-    tests.push(await loadSliceVolume(c, { normalization: defaultNormalization(dataset.channelNames[0] ?? ''), spacingXyMm: v.meta.spacingXyMm, numClasses: k, requireLabel: false, keepOriginalLabel: false }));
-  }
-  // Evaluation only: the target test labels.
-  const gts = await Promise.all(tests.map((t) => readNifti(join(values.data!, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
-  const organs = Array.from({ length: k - 1 }, (_, i) => i + 1);
-  process.stdout.write(`${values.model} (${preset}) → ${target}, ${tests.length} test cases, ${new Date().toISOString()}\n`);
+  const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: v.meta.spacingXyMm, numClasses: k });
+  process.stdout.write(`${values.model} (${preset}) → ${target}, ${testSet.volumes.length} test cases, ${new Date().toISOString()}\n`);
   for (const views of values.views.split(',').map(Number)) {
-    const m = viewEnsemble(model, views, preset, Number(values.seed));
-    const acc = new MetricsAccumulator();
-    tests.forEach((t, i) => acc.update(t.id, computeCaseMetrics(predictLabelVolume(m, t), gts[i]!, organs)));
-    const s = acc.aggregate();
+    const s = testSet.score(viewEnsemble(model, views, preset, Number(values.seed)));
     process.stdout.write(`views ${views}: Dice ${s.organAverage.dice.toFixed(4)} (${s.labels.map((l) => l.dice.mean.toFixed(3)).join(' / ')})\n`);
   }
   model.dispose();

@@ -328,7 +328,7 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                   batchSize: o.batchSize,
                   seed,
                   initModel: `${source.name}:${source.version}`,
-                  outputModel: `${benchmark}-s${seed}-${method.replace('+', '-')}`, // registry names allow [A-Za-z0-9._-]
+                  outputModel: `${benchmark}-s${seed}-${method.replace(/[^A-Za-z0-9._-]/g, '-')}`, // registry names allow [A-Za-z0-9._-]
                   ...(method === 'oracle' ? { oracleLabels: join(dataDir, domain.oracleLabels ?? '') } : {}),
                   onlineFinetuning: false,
                   trainer: address('trainer'),
