@@ -13,6 +13,8 @@ export interface RemoteSegmentOptions {
   readonly model: ModelRef;
   readonly overlap?: number;
   readonly flipTta?: boolean;
+  /** One window per slice instead of overlapping tiles (proto `SegmentOptions.whole_slice`). */
+  readonly wholeSlice?: boolean;
   readonly returnProbabilities?: boolean;
   /** Tiles per inference call; 0/undefined = the server's default. */
   readonly batchSize?: number;
@@ -142,6 +144,7 @@ function segmentOnce(client: SegmenterServiceClient, volume: Volume, options: Re
               flipTta: options.flipTta ?? false,
               returnProbabilities: options.returnProbabilities ?? false,
               batchSize: options.batchSize ?? 0,
+              wholeSlice: options.wholeSlice ?? false,
             },
           },
         },

@@ -5,7 +5,7 @@ import { ModelRegistry } from '@purify/artifacts';
 import { makeVolume, type Vec3 } from '@purify/imaging';
 import { LoadedModel, type Nchw } from './model';
 import { normalizeVolume } from './normalize';
-import { segmentVolume } from './segment';
+import { segmentVolume, windowOf } from './segment';
 import { publishPointwise, publishUNet, runPythonJson } from './test-models.test-util';
 
 const config = { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', executionProvider: 'cpu' } as const;
@@ -87,6 +87,19 @@ describe('segmentVolume', () => {
     expect(maxAbsDiff(res.probabilities!, expected)).toBeLessThan(1e-5);
     expect(Array.from(res.labels.data)).toEqual(argmax(expected, 3));
     expect(new Set(res.labels.data).size).toBe(3); // every class appears: the comparison is not trivial
+  });
+
+  it('wholeSlice: one network pass per slice, equal to the network on the whole slices', async () => {
+    // U-Net tile 8×8 (size multiple 2), slices 12×12: one 12×12 window per slice instead of 2 × 2 tiles.
+    const volume = ctVolume([3, 12, 12]);
+    const res = await segmentVolume(unet, volume, { returnProbabilities: true, wholeSlice: true, batchSize: 2 });
+    const direct = await unet.predictBatch({ data: windowed(volume.data), shape: [3, 1, 12, 12] });
+    expect(maxAbsDiff(res.probabilities!, classMajor(direct))).toBeLessThan(1e-5);
+    expect(res.tilesPerSlice).toBe(1);
+    // 2 tiles of 8×8 = 128 pixels per call hold no 144-pixel slice: one slice per call.
+    expect(res.timings).toMatchObject({ tiles: 3, batches: 3 });
+    const tiled = await segmentVolume(unet, volume, { returnProbabilities: true, batchSize: 2 });
+    expect(tiled.tilesPerSlice).toBe(4);
   });
 
   it('pads a slice smaller than the tile (centred) and crops the result back', async () => {
@@ -200,5 +213,20 @@ print(json.dumps({'pct': ((np.clip(v, lo, hi) - lo) / (hi - lo)).tolist(), 'z': 
     );
     expect(maxAbsDiff(normalizeVolume(volume, { kind: 'percentile', low: 1.5, high: 97 }).data, oracle.pct)).toBeLessThan(1e-6);
     expect(maxAbsDiff(normalizeVolume(volume, { kind: 'zscore' }).data, oracle.z)).toBeLessThan(1e-5);
+  });
+});
+
+describe('windowOf', () => {
+  const model = (tile: [number, number], sizeMultiple: number) => ({ meta: { inputSizeYx: tile } as never, sizeMultiple });
+  it.each([
+    // [tile, multiple, slice, batchSize, wholeSlice] → [window, slices per call]
+    [[64, 64], 16, [96, 96], 8, false, [64, 64], 8],
+    [[64, 64], 16, [96, 96], 8, true, [96, 96], 3], // 8·4096 / 9216 = 3.6
+    [[64, 64], 16, [100, 90], 8, true, [112, 96], 3], // rounded up to the multiple: 32768 / 10752 = 3.05
+    [[64, 64], 16, [40, 200], 8, true, [64, 208], 2], // never below the tile: 32768 / 13312 = 2.5
+    [[64, 64], 16, [512, 512], 8, true, [512, 512], 1], // at least one slice per call
+    [[8, 8], 2, [5, 11], 4, true, [8, 12], 2],
+  ] as const)('tile %j, multiple %d, slice %j, batch %d, whole %s → %j, %d per call', (tile, m, slice, batchSize, wholeSlice, window, slab) => {
+    expect(windowOf(model([...tile], m), slice, { batchSize, wholeSlice })).toEqual({ tileYx: window, slab });
   });
 });

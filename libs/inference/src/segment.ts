@@ -33,11 +33,19 @@ export interface SegmentVolumeOptions {
   readonly returnProbabilities?: boolean;
   /** σ of the Gaussian importance map as a fraction of the tile (default 0.125). */
   readonly sigmaScale?: number;
+  /**
+   * One window per slice instead of the model's tile (default false): the
+   * slice on the model grid, padded to the graph's size multiple, goes through
+   * the fully convolutional network whole — no overlapping tiles, no blending.
+   * Slices are then batched so that a call holds no more pixels than
+   * `batchSize` tiles would. Slices smaller than the tile still use the tile.
+   */
+  readonly wholeSlice?: boolean;
   /** Checked between batches; its reason is thrown when aborted. */
   readonly signal?: AbortSignal;
 }
 
-export const DEFAULT_SEGMENT_OPTIONS = Object.freeze({ overlap: 0.5, flipTta: false, batchSize: 8, returnProbabilities: false, sigmaScale: DEFAULT_SIGMA_SCALE });
+export const DEFAULT_SEGMENT_OPTIONS = Object.freeze({ overlap: 0.5, flipTta: false, batchSize: 8, returnProbabilities: false, sigmaScale: DEFAULT_SIGMA_SCALE, wholeSlice: false });
 
 /** Milliseconds per phase, and work counts. */
 export interface SegmentTimings {
@@ -87,6 +95,22 @@ function checkOptions(options: SegmentVolumeOptions): Required<Omit<SegmentVolum
 }
 
 /**
+ * The window and the slices per network call: the model's tile and
+ * `batchSize`, or with `wholeSlice` the model-grid slice rounded up to the
+ * size multiple (never below the tile), with as many slices per call as fit in
+ * the pixels of `batchSize` tiles (at least 1).
+ */
+export function windowOf(model: Pick<SegmentationModel, 'meta' | 'sizeMultiple'>, sliceYx: readonly [number, number], o: { batchSize: number; wholeSlice: boolean }): { tileYx: readonly [number, number]; slab: number } {
+  const tile = model.meta.inputSizeYx;
+  if (!o.wholeSlice) return { tileYx: tile, slab: o.batchSize };
+  const m = model.sizeMultiple;
+  const up = (n: number, t: number): number => Math.max(t, Math.ceil(n / m) * m);
+  const tileYx: [number, number] = [up(sliceYx[0], tile[0]), up(sliceYx[1], tile[1])];
+  const slab = Math.max(1, Math.floor((o.batchSize * tile[0] * tile[1]) / (tileYx[0] * tileYx[1])));
+  return { tileYx, slab };
+}
+
+/**
  * Segments a volume `[z, y, x]` (any voxel type; geometry honoured) with `model`:
  *
  *  1. normalise intensities as the model's meta says, on the input grid;
@@ -94,7 +118,8 @@ function checkOptions(options: SegmentVolumeOptions): Required<Omit<SegmentVolum
  *     untouched) to it — the network sees axial slices along the volume's own
  *     index axes, whatever its direction;
  *  3. predict the slices in slabs of `batchSize` through a Gaussian-blended
- *     sliding window of the model's tile (see sliding-window.ts), with optional
+ *     sliding window of the model's tile (see sliding-window.ts), or with
+ *     `wholeSlice` one window per slice ({@link windowOf}), with optional
  *     flip TTA;
  *  4. resample the probabilities back onto the input grid (bilinear per class;
  *     the exact inverse mapping of step 2, see resample-inplane.ts), then take
@@ -130,7 +155,7 @@ export async function segmentVolume(model: SegmentationModel, volume: Volume, op
   const K = model.numClasses;
   const labels = new Uint8Array(nz * ny * nx);
   const probabilities = o.returnProbabilities ? new Float32Array(K * nz * ny * nx) : undefined;
-  const slab = o.batchSize;
+  const { tileYx, slab } = windowOf(model, [my, mx], o);
   const inPlane = ny * nx;
   let tilesPerSlice = 0;
 
@@ -140,9 +165,9 @@ export async function segmentVolume(model: SegmentationModel, volume: Volume, op
     const slices: Nchw = { data: onModelGrid.subarray(k0 * my * mx, (k0 + count) * my * mx), shape: [count, 1, my, mx] };
     const before = timings.tiles;
     const blended = await slidingWindowPredict((b) => model.predictBatch(b), slices, {
-      tileYx: meta.inputSizeYx,
+      tileYx,
       overlap: o.overlap,
-      batchSize: o.batchSize,
+      batchSize: slab,
       flipTta: o.flipTta,
       sigmaScale: o.sigmaScale,
       ...(signal ? { signal } : {}),

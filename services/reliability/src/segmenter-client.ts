@@ -110,7 +110,7 @@ function segmentOnce(
       await write({
         payload: {
           $case: 'setup',
-          setup: { model, volume: { ...header, dtype: DType.DTYPE_FLOAT32 }, options: { overlap: 0.5, flipTta: false, returnProbabilities: true, batchSize: 0 } },
+          setup: { model, volume: { ...header, dtype: DType.DTYPE_FLOAT32 }, options: { overlap: 0, flipTta: false, returnProbabilities: true, batchSize: 0, wholeSlice: true } },
         },
       });
       for (const chunk of chunksOf(bytesOfFloat32(voxels), CHUNK_BYTES)) {

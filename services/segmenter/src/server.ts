@@ -214,7 +214,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
               const bad = volume.data.findIndex((v) => !Number.isFinite(v));
               if (bad >= 0) throw validate.invalid('chunk.data', `must hold finite voxels (no NaN or ±Inf) in ${describeVolume(header)}`, `${volume.data[bad]} at voxel ${bad}`);
             }
-            const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, signal: ctx.signal }));
+            const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, wholeSlice: o?.wholeSlice ?? false, signal: ctx.signal }));
             // Voxels of the volume as sent ([z, y, x]), over the whole pass (resampling, tiles, TTA, stitching).
             serviceMetrics.inference(volume.data.length, res.timings.totalMs / 1000, { name: res.model.name, version: res.model.version });
             addSpanAttributes({ [SpanAttr.ModelName]: res.model.name, [SpanAttr.ModelVersion]: res.model.version, [SpanAttr.VoxelCount]: volume.data.length, [SpanAttr.BatchSize]: batchSize }, ctx);

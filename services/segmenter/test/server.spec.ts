@@ -128,6 +128,18 @@ describe('segmenter service', () => {
     expect(got.result.classes).toHaveLength(3);
   });
 
+  it('Segment with whole_slice: one window per slice, equal to in-process whole-slice inference and not to the tiled one', async () => {
+    const volume = ctVolume([5, 23, 37], { spacingXyzMm: [0.7, 0.8, 3], originLpsMm: [-40, 12.5, 100], directionLps: OBLIQUE });
+    const options = { overlap: 0.25, flipTta: false, returnProbabilities: true, batchSize: 3 };
+    const got = await segmentRemote(client, volume, { model: { name: 'seg', version: 0 }, ...options, wholeSlice: true });
+    const whole = await inProcess('seg', 1, volume, { ...options, wholeSlice: true });
+    const tiled = await inProcess('seg', 1, volume, options);
+    expect(whole.tilesPerSlice).toBe(1);
+    expect(tiled.tilesPerSlice).toBe(4);
+    expect(maxAbsDiff(got.probabilities!.data, whole.probabilities!)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(got.probabilities!.data, tiled.probabilities!)).toBeGreaterThan(1e-4);
+  });
+
   it('logs a Segment call without the caller’s case id (a file name or DICOM UID may be in it)', async () => {
     const caseId = 'DOE^JANE-19610417.nii.gz';
     const before = logLines.length;

@@ -179,7 +179,7 @@ export class RemoteTeacherPort implements TeacherPort {
 
   async predict(teacher: PublishedTeacher, volume: SliceVolume, signal?: AbortSignal): Promise<Float32Array> {
     const requests: SegmentRequest[] = [
-      { payload: { $case: 'setup', setup: { model: teacher, volume: headerOf(volume, this.settings.modality), options: { overlap: 0.25, flipTta: false, returnProbabilities: true, batchSize: 0 } } } },
+      { payload: { $case: 'setup', setup: { model: teacher, volume: headerOf(volume, this.settings.modality), options: { overlap: 0, flipTta: false, returnProbabilities: true, batchSize: 0, wholeSlice: true } } } },
       ...float32Chunks(volume.image).map((chunk): SegmentRequest => ({ payload: { $case: 'chunk', chunk } })),
     ];
     const responses = await withRetry('segmenter', this.addresses, 'Segment', this.retry, () => exchange((o) => this.segmenter.segment(o), requests, this.retry.timeoutMs, signal), signal);

@@ -97,6 +97,15 @@ export interface SegmentOptions {
   returnProbabilities: boolean;
   /** Slices predicted per inference call; 0 = server default. */
   batchSize: number;
+  /**
+   * One window per slice: the whole slice (padded to the graph's size
+   * multiple, never smaller than the model's tile) goes through the fully
+   * convolutional network at once, instead of overlapping tiles of the
+   * model's input size blended together. About 2x faster on slices of 1.5x
+   * the tile; the probabilities differ slightly near tile borders. The
+   * adaptation loop's teacher uses it; `overlap` is then unused.
+   */
+  wholeSlice: boolean;
 }
 
 export interface SegmentSetup {
@@ -943,7 +952,7 @@ export const ListModelsResponse: MessageFns<ListModelsResponse> = {
 };
 
 function createBaseSegmentOptions(): SegmentOptions {
-  return { overlap: 0, flipTta: false, returnProbabilities: false, batchSize: 0 };
+  return { overlap: 0, flipTta: false, returnProbabilities: false, batchSize: 0, wholeSlice: false };
 }
 
 export const SegmentOptions: MessageFns<SegmentOptions> = {
@@ -959,6 +968,9 @@ export const SegmentOptions: MessageFns<SegmentOptions> = {
     }
     if (message.batchSize !== 0) {
       writer.uint32(32).uint32(message.batchSize);
+    }
+    if (message.wholeSlice !== false) {
+      writer.uint32(40).bool(message.wholeSlice);
     }
     return writer;
   },
@@ -1008,6 +1020,14 @@ export const SegmentOptions: MessageFns<SegmentOptions> = {
             message.batchSize = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.wholeSlice = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1038,6 +1058,11 @@ export const SegmentOptions: MessageFns<SegmentOptions> = {
         : isSet(object.batch_size)
         ? globalThis.Number(object.batch_size)
         : 0,
+      wholeSlice: isSet(object.wholeSlice)
+        ? globalThis.Boolean(object.wholeSlice)
+        : isSet(object.whole_slice)
+        ? globalThis.Boolean(object.whole_slice)
+        : false,
     };
   },
 
@@ -1055,6 +1080,9 @@ export const SegmentOptions: MessageFns<SegmentOptions> = {
     if (message.batchSize !== 0) {
       obj.batchSize = Math.round(message.batchSize);
     }
+    if (message.wholeSlice !== false) {
+      obj.wholeSlice = message.wholeSlice;
+    }
     return obj;
   },
 
@@ -1067,6 +1095,7 @@ export const SegmentOptions: MessageFns<SegmentOptions> = {
     message.flipTta = object.flipTta ?? false;
     message.returnProbabilities = object.returnProbabilities ?? false;
     message.batchSize = object.batchSize ?? 0;
+    message.wholeSlice = object.wholeSlice ?? false;
     return message;
   },
 };
