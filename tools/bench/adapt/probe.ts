@@ -14,7 +14,8 @@
  * portion (`start:end` kept portions), gate (rule / rl: a fixed pixel gate
  * instead of the class-balanced curriculum; ≤ 1/K keeps every pixel), prior (1: rule / rl with the source
  * labels' shape prior), balance (0: cbst / rule / rl without the per-class
- * normalisation of the target loss). `method=source-only` is the model as
+ * normalisation of the target loss), ema (the EMA teacher's momentum cap),
+ * final (`student`: score the last student instead of the EMA teacher). `method=source-only` is the model as
  * is. `--trajectory` also scores each round's teacher (the EMA entering the
  * round) and prints it beside the round's label-free figures — for choosing a
  * label-free stop rule, never an input to one. DIR (data) is the output of `purify data generate`; the target test
@@ -80,7 +81,9 @@ async function main(): Promise<void> {
         ...(cfg['tw'] === undefined ? {} : { targetWeight: Number(cfg['tw']) }),
         ...(ps === undefined || Number.isNaN(ps) ? {} : { keptPortionStart: ps, keptPortionEnd: pe }),
         ...(cfg['gate'] === undefined ? {} : { pixelGate: Number(cfg['gate']) }),
+        ...(cfg['ema'] === undefined ? {} : { emaDecay: Number(cfg['ema']) }),
       }),
+      finalModel: cfg['final'] === 'student' ? 'student' : 'teacher',
       sourceAugment: parseAugmentLevel(cfg['aug'] ?? v.meta.provenance['augment'] ?? 'strong'),
       targetAugment: parseAugmentLevel(cfg['taug'] ?? 'strong'),
       seed,
