@@ -7,7 +7,9 @@ import { initTrainingBackend, predictSlices } from '@purify/training';
 import { AdaptationConfigError } from './errors';
 import { squareLabel, squareVolume } from './fixtures.test-util';
 import { LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
-import { busiestSlice, resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
+import { FEATURE_SCHEMA } from '@purify/reliability';
+import { busiestSlice, maskFeatures, RANDOM_POLICY_LEVELS, resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
+import type { ActRequest, PolicyAddress } from './ports';
 import { Method, METHODS } from './methods';
 
 beforeAll(async () => {
@@ -172,6 +174,83 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(r2!.metrics['sim_severity']).toBeLessThanOrEqual(1);
     // Round 2's target difficulty is round 1's measured mean reliability.
     expect(r2!.metrics['target_reliability']).toBe(r1!.metrics['mean_reliability']);
+  });
+
+  describe('rl ablations (#21 item 7)', () => {
+    it('untrained policy: the agent decides every round, but no episode, reward or update happens', async () => {
+      const o = options(Method.Rl, { rl: { pretrainEpisodes: 2, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1, policy: 'untrained' } });
+      const res = await runAdaptation(o);
+      res.model.dispose();
+      expect(o.agent.decisions.size).toBeGreaterThan(0);
+      expect(o.agent.rewards).toEqual([]);
+      expect(o.agent.updates).toEqual([]);
+      for (const r of res.rounds) expect(r.metrics['sim_reward']).toBeUndefined();
+      expect(res.policy).toEqual({ name: 'rule-agent', version: 1 });
+    });
+
+    it('random policy: the agent is never asked; region weights come from the action levels, the same for the same seed', async () => {
+      const run = async () => {
+        const o = options(Method.Rl, { rl: { pretrainEpisodes: 2, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1, policy: 'random' } });
+        const rounds: RoundReport[] = [];
+        const res = await runAdaptation(o, { onRound: (r) => rounds.push(r) });
+        res.model.dispose();
+        expect(o.agent.decisions.size).toBe(0);
+        expect(res.policy).toBeUndefined();
+        return rounds.map((r) => Array.from(r.snapshot!.weights));
+      };
+      const a = await run();
+      const levels = new Set(RANDOM_POLICY_LEVELS);
+      const values = new Set(a.flat());
+      for (const v of values) expect(levels.has(v)).toBe(true);
+      expect(values.size).toBeGreaterThan(2); // not all kept, not all dropped
+      expect(await run()).toEqual(a);
+    });
+
+    it('confidence features only: every column but max_probability and entropy reaches the agent as 0', async () => {
+      const seen: Float32Array[] = [];
+      const agent = new (class extends RuleAgentPort {
+        override act(request: ActRequest, policy: PolicyAddress | undefined) {
+          seen.push(request.observations.slice());
+          return super.act(request, policy);
+        }
+      })('rule-agent');
+      const o = options(Method.Rl, { rl: { pretrainEpisodes: 1, episodesPerRound: 1, episodeVolumes: 1, episodeSteps: 1, observedFeatures: 'confidence' } });
+      const res = await runAdaptation({ ...o, ports: { ...o.ports, agent } });
+      res.model.dispose();
+      const f = FEATURE_SCHEMA.features.length;
+      const kept = new Set(['max_probability', 'entropy'].map((n) => FEATURE_SCHEMA.features.findIndex((x) => x.name === n)));
+      expect(seen.length).toBeGreaterThan(0);
+      let nonzeroKept = 0;
+      for (const obs of seen) {
+        obs.forEach((v, i) => {
+          if (!kept.has(i % f)) expect(v).toBe(0);
+          else if (v !== 0) nonzeroKept++;
+        });
+      }
+      expect(nonzeroKept).toBeGreaterThan(0);
+    });
+
+    it('refuses an unknown policy ablation', async () => {
+      await expect(runAdaptation(options(Method.Rl, { rl: { policy: 'greedy' as never } }))).rejects.toThrow('rl.policy must be learned, untrained or random, got "greedy"');
+    });
+  });
+
+  describe('maskFeatures', () => {
+    const names = FEATURE_SCHEMA.features.map((x) => x.name);
+    const f = names.length;
+    it.each([
+      [['max_probability'], ['max_probability']],
+      [['max_probability', 'entropy'], ['max_probability', 'entropy']],
+      [[], []],
+    ])('keeps %j', (keep, expectedKept) => {
+      const obs = Float32Array.from({ length: 2 * f }, (_, i) => i + 1);
+      const out = maskFeatures(obs, f, keep);
+      out.forEach((v, i) => expect(v).toBe(expectedKept.includes(names[i % f]!) ? i + 1 : 0));
+      expect(obs[0]).toBe(1); // the input is not modified
+    });
+    it('refuses an unknown column', () => {
+      expect(() => maskFeatures(new Float32Array(f), f, ['confidence'])).toThrow(AdaptationConfigError);
+    });
   });
 
   it('online fine-tuning rewards the real-target decisions with the label-free proxy only', async () => {

@@ -24,7 +24,7 @@ import { AdaptationConfigError } from './errors';
 import { labelAgreement, organDice } from './figures';
 import { channelsFirst } from './local-ports';
 import { Method, targetSourceOf, TargetSource } from './methods';
-import type { AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, ScoredVolume } from './ports';
+import type { ActResult, AdaptationPorts, PolicyAddress, PublishedTeacher, RewardItem, ScoredVolume } from './ports';
 import { episodicReward, proxyReward, regionAccuracy, regionRewards, wrongRegionBalance, type ProxyFigures } from './rewards';
 import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 import { ParallelAdaptation } from './parallel-step';
@@ -163,6 +163,40 @@ export interface RlSettings {
    * gate — not by all its pixels (default true; {@link regionAccuracy}).
    */
   readonly gatedAccuracy: boolean;
+  /**
+   * Ablations of the learned policy (#21 item 7; default `learned`):
+   * `untrained` — the agent's policy acts as it is, without simulated-shift
+   * episodes or online fine-tuning; `random` — every region gets a weight
+   * drawn uniformly from {@link RANDOM_POLICY_LEVELS} (seeded), the agent is
+   * not asked and nothing is learned.
+   */
+  readonly policy: RlPolicyAblation;
+  /**
+   * The feature columns the agent observes (default `all`); `confidence` keeps
+   * the region's mean confidence and entropy and sets every other column to 0 —
+   * the ablation "rl on confidence features only".
+   */
+  readonly observedFeatures: 'all' | 'confidence';
+}
+
+export type RlPolicyAblation = 'learned' | 'untrained' | 'random';
+
+/** The weights the `random` policy ablation draws from: the default agent policy's action levels. */
+export const RANDOM_POLICY_LEVELS: readonly number[] = Object.freeze([0, 0.25, 0.5, 0.75, 1]);
+
+/** What a round report names as the policy of the `random` ablation (no agent policy decides). */
+export const RANDOM_POLICY: PolicyAddress = Object.freeze({ name: 'random', version: 0 });
+
+/** Feature columns the agent keeps under `observedFeatures: 'confidence'`. */
+export const CONFIDENCE_FEATURES: readonly string[] = Object.freeze(['max_probability', 'entropy']);
+
+/** Normalised observations `[rows, F]` with every column outside `keep` set to 0 (a copy). */
+export function maskFeatures(observations: Float32Array, numFeatures: number, keep: readonly string[]): Float32Array {
+  const kept = new Set(keep.map((name) => FEATURE_SCHEMA.features.findIndex((f) => f.name === name)));
+  if (kept.has(-1)) throw new AdaptationConfigError('rl.observed_features', `unknown feature among ${keep.join(', ')} (schema ${FEATURE_SCHEMA.version})`);
+  const out = new Float32Array(observations.length);
+  for (let i = 0; i < observations.length; i++) if (kept.has(i % numFeatures)) out[i] = observations[i] as number;
+  return out;
 }
 
 export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
@@ -179,6 +213,8 @@ export const DEFAULT_RL_SETTINGS: RlSettings = Object.freeze({
   updateEachPretrainEpisode: true,
   balanceRewards: true,
   gatedAccuracy: true,
+  policy: 'learned',
+  observedFeatures: 'all',
 });
 
 export interface AdaptationOptions {
@@ -448,7 +484,13 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   const method = o.method;
   const source = targetSourceOf(method);
   const h = o.hyperparameters;
-  const rl: RlSettings = { ...DEFAULT_RL_SETTINGS, ...o.rl };
+  const requested: RlSettings = { ...DEFAULT_RL_SETTINGS, ...o.rl };
+  if (!['learned', 'untrained', 'random'].includes(requested.policy)) throw new AdaptationConfigError('rl.policy', `rl.policy must be learned, untrained or random, got ${JSON.stringify(requested.policy)}`);
+  if (requested.observedFeatures !== 'all' && requested.observedFeatures !== 'confidence') {
+    throw new AdaptationConfigError('rl.observed_features', `rl.observed_features must be all or confidence, got ${JSON.stringify(requested.observedFeatures)}`);
+  }
+  // The untrained and random ablations learn nothing: no episodes, no online fine-tuning.
+  const rl: RlSettings = requested.policy === 'learned' ? requested : { ...requested, simulatedShift: false, onlineFinetuning: false };
   if (o.oracleLabels !== undefined && method !== Method.Oracle) {
     throw new AdaptationConfigError('oracle_labels', `\`oracle_labels\` are for the oracle method only, got them for method ${method}`);
   }
@@ -476,7 +518,9 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   // Pixel gate and per-class loss normalisation: cbst always; rule and rl (our reliability pipeline) too.
   const gated = method === Method.Cbst || method === Method.Rule || method === Method.Rl;
   const classBalanced = method === Method.Cbst || (gated && h.pixelGate === 0);
-  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true, classBalancedLoss: o.classBalancedLoss !== false };
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true, classBalancedLoss: o.classBalancedLoss !== false,
+    // Only when ablated, so checkpoints written before the ablations existed still resume.
+    ...(method === Method.Rl && (rl.policy !== 'learned' || rl.observedFeatures !== 'all') ? { rlAblation: { policy: rl.policy, observedFeatures: rl.observedFeatures } } : {}) };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
   let student: SegModel | undefined;
   let optimizer: Adam | undefined;
@@ -530,9 +574,19 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       return Array.from({ length: z }, (_, s): TrainingSlice => ({ image: v.image.subarray(s * n, (s + 1) * n), label: v.label!.subarray(s * n, (s + 1) * n), shape: [hh, ww], classes: v.sliceClasses[s] ?? [], ref: `${v.id}:${s}` }));
     });
 
-    const act = async (scored: ScoredVolume, routingKey: string, round: number, deterministic: boolean, context: Record<string, string>) => {
+    // The random-policy ablation's draws: a function of (seed, round, call within the round), so a resumed round draws the same weights.
+    const randomCalls = new Map<number, number>();
+    const act = async (scored: ScoredVolume, routingKey: string, round: number, deterministic: boolean, context: Record<string, string>): Promise<ActResult> => {
+      if (rl.policy === 'random') {
+        const call = randomCalls.get(round) ?? 0;
+        randomCalls.set(round, call + 1);
+        const rng = new Rng(stepSeed(o.seed ^ 0x7a4d, round * 100_003 + call));
+        const weights = Float32Array.from({ length: scored.numRegions }, () => RANDOM_POLICY_LEVELS[Math.floor(rng.next() * RANDOM_POLICY_LEVELS.length)] as number);
+        return { weights, decisionIds: [], policy: RANDOM_POLICY };
+      }
       const agent = ports.agent!;
-      const observations = normalizeFeatures(scored.features, FEATURE_SCHEMA);
+      const normalised = normalizeFeatures(scored.features, FEATURE_SCHEMA);
+      const observations = rl.observedFeatures === 'confidence' ? maskFeatures(normalised, scored.numFeatures, CONFIDENCE_FEATURES) : normalised;
       const r = await agent.act({ observations, numRows: scored.numRegions, numFeatures: scored.numFeatures, routingKey, deterministic, context: { run: o.runId, round: String(round), ...context } }, policy, o.signal);
       if (r.weights.length !== scored.numRegions) throw new AdaptationConfigError('agent', `the agent answered ${r.weights.length} decisions for ${scored.numRegions} regions`);
       if (policy === undefined || r.policy.name !== policy.name || r.policy.version !== policy.version) {

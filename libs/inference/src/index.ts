@@ -15,7 +15,7 @@ export type { OnnxModelHeader } from './onnx-metadata';
 export { normalizeVolume } from './normalize';
 export { DEFAULT_SIGMA_SCALE, flipNchw, gaussianImportance, planTiles, predictWithFlips, slidingWindowPredict, tileStarts } from './sliding-window';
 export type { BatchPredictor, SlidingWindowOptions, TilePlan } from './sliding-window';
-export { DEFAULT_SEGMENT_OPTIONS, modelGridFor, predictPatches, segmentVolume, windowOf } from './segment';
+export { DEFAULT_SEGMENT_OPTIONS, modelGridFor, predictPatches, segmentMemoryBytes, segmentVolume, windowOf } from './segment';
 export { resampleSlicesBilinear } from './resample-inplane';
 export type { PredictPatchesResult, SegmentTimings, SegmentVolumeOptions, SegmentVolumeResult, SegmentationModel } from './segment';
 export { encodeProbabilitiesNifti, writeProbabilitiesNifti } from './probabilities-nifti';

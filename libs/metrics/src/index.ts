@@ -8,3 +8,5 @@ export { DEFAULT_SURFACE_TOLERANCE_MM, SURFACE_TOLERANCE_SLACK_MM, computeCaseMe
 export type { DirectedDistances, LabelMetrics, MetricsOptions } from './metrics';
 export { MetricsAccumulator, SUMMARY_METRICS, meanStd } from './accumulator';
 export type { CaseResult, LabelSummary, MeanStd, MetricsSummary, SummaryMetric } from './accumulator';
+export { pairedComparison } from './paired';
+export type { PairedComparison, SeedScores } from './paired';

@@ -29,6 +29,8 @@ export type { OpenSpan, SpanAttributeValue, SpanAttributes, StartSpanOptions, Wi
 export { MetricName, serviceMetrics } from './metrics';
 export type { VersionRef } from './metrics';
 export { freeLoopbackPort } from './free-port';
+export { MemoryBudget } from './memory-budget';
+export type { MemoryBudgetSettings, Release } from './memory-budget';
 export { healthcheck } from './healthcheck';
 export type { HealthcheckResult } from './healthcheck';
 export { ExitCode, configOrExit, runService, startInProcess } from './service-main';

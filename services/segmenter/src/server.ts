@@ -1,5 +1,5 @@
 import { DType, SegmenterServiceService, type SegmenterServiceServer, type VolumeHeader } from '@purify/proto';
-import { ErrorCode, PurifyError, SpanAttr, addSpanAttributes, bidiStream, opt, readSetup, runService, serverSchema, serviceMetrics, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
+import { ErrorCode, MemoryBudget, PurifyError, SpanAttr, addSpanAttributes, bidiStream, opt, readSetup, runService, serverSchema, serviceMetrics, unary, validate, type CallContext, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import {
   ChunkAssembler,
@@ -13,6 +13,7 @@ import {
   fromRegistryError,
   predictPatches,
   providerAvailability,
+  segmentMemoryBytes,
   segmentVolume,
   volumeFromHeader,
   volumeHeaderOf,
@@ -29,6 +30,8 @@ const schema = {
   chunkBytes: opt.int('Bytes of voxels per streamed Segment response chunk (below --max-send-message-bytes)', 1024 * 1024, { min: 1024, max: 2 ** 31 - 1 }),
   batchSize: opt.int('Tiles per inference call when a request leaves batch_size at 0', 8, { min: 1, max: 4096 }),
   maxBatchSize: opt.int('Largest batch_size a Segment request may ask for', 64, { min: 1, max: 4096 }),
+  memoryBudgetBytes: opt.int('Working memory all running Segment calls may reserve together, bytes (beyond it: RESOURCE_EXHAUSTED)', 4 * 1024 * 1024 * 1024, { min: 1024 * 1024, max: 2 ** 50 }),
+  maxConcurrentSegments: opt.int('Segment calls running at once (beyond it: RESOURCE_EXHAUSTED)', 8, { min: 1, max: 4096 }),
   intraOpThreads: opt.int('onnxruntime threads inside one operator; 0 = onnxruntime default (one per physical core)', 0, { min: 0, max: 1024 }),
   interOpThreads: opt.int('onnxruntime threads across operators; 0 = onnxruntime default', 0, { min: 0, max: 1024 }),
   graphOptimization: opt.oneOf('onnxruntime graph optimisation level', Object.values(GraphOptimization), GraphOptimization.All),
@@ -76,6 +79,8 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
       executionProvider: config.executionProvider,
     };
     const registry = new ModelRegistry(config.artifactsDir);
+    // Every Segment call reserves its working memory before it accepts the voxels (#25 item 8).
+    const budget = new MemoryBudget({ limitBytes: config.memoryBudgetBytes, maxConcurrent: config.maxConcurrentSegments, limitSetting: '--memory-budget-bytes', concurrentSetting: '--max-concurrent-segments' });
     const pool = new ModelPool(registry, sessionConfig, (err, key) => logger.warn('releasing a session failed', { model: `${key.name}:${key.version}`, error: err }));
     const defaultProvider = config.executionProvider === ProviderPreference.Cpu ? 'cpu' : (availability.available[0] ?? 'cpu');
     logger.info('onnxruntime', { version: availability.onnxruntimeVersion, provider: defaultProvider, cuda: availability.cudaUnavailableReason ?? 'available' });
@@ -190,6 +195,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
 
           // The request holds the session it started with, whatever LoadModel does meanwhile.
           const lease = await acquire(ref.name, ref.version, ctx);
+          let release: (() => void) | undefined;
           try {
             const model = lease.model;
             const voxels = totalBytes / (validate.DTYPE_BYTES[header.dtype] as number);
@@ -200,6 +206,10 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
                 true,
               );
             }
+            const wholeSlice = o?.wholeSlice ?? false;
+            const shapeZyx = header.shapeZyx as [number, number, number];
+            const spacingXyzMm = header.spacingXyzMm as [number, number, number];
+            release = budget.reserve(segmentMemoryBytes({ shapeZyx, spacingXyzMm, inputBytes: totalBytes }, model, { returnProbabilities, batchSize, wholeSlice }), `Segment of ${describeVolume(header)}`);
             const assembler = new ChunkAssembler(totalBytes, 'chunk', describeVolume(header));
             while (!assembler.complete) {
               const msg = await requests.next(ctx.signal);
@@ -214,7 +224,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
               const bad = volume.data.findIndex((v) => !Number.isFinite(v));
               if (bad >= 0) throw validate.invalid('chunk.data', `must hold finite voxels (no NaN or ±Inf) in ${describeVolume(header)}`, `${volume.data[bad]} at voxel ${bad}`);
             }
-            const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, wholeSlice: o?.wholeSlice ?? false, signal: ctx.signal }));
+            const res = await mapped(() => segmentVolume(model, volume, { overlap, flipTta: o?.flipTta ?? false, batchSize, returnProbabilities, wholeSlice, signal: ctx.signal }));
             // Voxels of the volume as sent ([z, y, x]), over the whole pass (resampling, tiles, TTA, stitching).
             serviceMetrics.inference(volume.data.length, res.timings.totalMs / 1000, { name: res.model.name, version: res.model.version });
             addSpanAttributes({ [SpanAttr.ModelName]: res.model.name, [SpanAttr.ModelVersion]: res.model.version, [SpanAttr.VoxelCount]: volume.data.length, [SpanAttr.BatchSize]: batchSize }, ctx);
@@ -237,6 +247,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
               for (const chunk of chunksOf(bytesOfArray(res.probabilities), config.chunkBytes)) await send({ payload: { $case: 'probabilities', probabilities: chunk } });
             }
           } finally {
+            release?.();
             lease.release();
           }
         }),

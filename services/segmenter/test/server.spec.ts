@@ -88,7 +88,7 @@ function rawSegment(messages: SegmentRequest[]): Promise<{ code: number; details
   });
 }
 
-const setupOf = (volume: VolumeHeader, model = { name: 'seg', version: 0 }, options = {}): SegmentRequest => ({ payload: { $case: 'setup', setup: { model, volume, options: { overlap: 0.5, flipTta: false, returnProbabilities: false, batchSize: 0, ...options } } } });
+const setupOf = (volume: VolumeHeader, model = { name: 'seg', version: 0 }, options = {}): SegmentRequest => ({ payload: { $case: 'setup', setup: { model, volume, options: { overlap: 0.5, flipTta: false, returnProbabilities: false, batchSize: 0, wholeSlice: false, ...options } } } });
 const chunk = (byteOffset: number, data: Uint8Array): SegmentRequest => ({ payload: { $case: 'chunk', chunk: { byteOffset, data: Buffer.from(data) } } });
 
 describe('segmenter service', () => {
@@ -278,6 +278,45 @@ describe('segmenter service', () => {
           code: 'INVALID_ARGUMENT',
           message: 'segment failed: `setup.options.return_probabilities` would stream 196608 bytes (3 classes × 16384 voxels × 4), over the configured limit of 100000, got true',
         });
+      } finally {
+        c2.close();
+        await small.shutdown();
+      }
+    });
+
+    it('Segment refuses a volume whose working memory exceeds the whole budget, and calls over the concurrency limit until one ends', async () => {
+      const small = await startInProcess(segmenterService, ['--port', '0', '--artifacts-dir', root, '--memory-budget-bytes', String(2 ** 20), '--max-concurrent-segments', '1']);
+      const c2 = createClient(SegmenterServiceClient, 'segmenter', { addresses: [small.address], defaultTimeoutMs: 20_000, maxAttempts: 1 });
+      const model = { name: 'seg', version: 1 };
+      try {
+        await unaryCall(c2, 'loadModel', { ref: model });
+        // int16 [16, 128, 128]: 512 KiB of voxels plus two float32 copies and the labels — over 1 MiB on its own.
+        await expect(segmentRemote(c2, ctVolume([16, 128, 128]), { model })).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+          message: expect.stringMatching(/^segment failed: Segment of setup\.volume \(shape \[16, 128, 128\], DTYPE_INT16\) needs about \d+\.\d MiB of working memory, more than this server's whole budget of 1\.0 MiB \(--memory-budget-bytes\)/),
+        });
+        const fits = ctVolume([2, 32, 32]);
+        expect((await segmentRemote(c2, fits, { model })).labels.shape).toEqual([2, 32, 32]);
+        // A stream that sent its setup and no voxels holds the only slot.
+        const held = c2.segment({ deadline: Date.now() + 20_000 });
+        held.on('error', () => undefined);
+        held.write(setupOf(volumeHeaderOf(fits), model));
+        const outcome = async (): Promise<string> => segmentRemote(c2, fits, { model }).then(() => 'ok', (err: { code: string; message: string }) => `${err.code}: ${err.message}`);
+        let refused = '';
+        for (let i = 0; i < 50 && refused === ''; i++) {
+          const o = await outcome();
+          if (o !== 'ok') refused = o;
+          else await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(refused).toBe('RESOURCE_EXHAUSTED: segment failed: Segment of setup.volume (shape [2, 32, 32], DTYPE_INT16): 1 calls are running, the limit is 1 (--max-concurrent-segments); retry later');
+        // Cancelling the held stream releases its reservation.
+        held.cancel();
+        let after = '';
+        for (let i = 0; i < 50 && after !== 'ok'; i++) {
+          after = await outcome();
+          if (after !== 'ok') await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(after).toBe('ok');
       } finally {
         c2.close();
         await small.shutdown();

@@ -19,9 +19,9 @@ import {
   type AdaptationResult,
   type PolicyAddress,
 } from '@purify/adaptation';
-import { BorderMode, Modality, type AgentServiceClient, type JobSpec, type Metric, type ReliabilityServiceClient, type SegmenterServiceClient } from '@purify/proto';
+import { BorderMode, Modality, RlAblation, type AgentServiceClient, type JobSpec, type Metric, type ReliabilityServiceClient, type SegmenterServiceClient } from '@purify/proto';
 import { decodeWeights, gitCommit, parseAugmentLevel, publishSegmentationModel, TrainingConfigError, type AugmentLevel } from '@purify/training';
-import type { CheckedSpec } from './job-spec';
+import { rlAblationSettings, type CheckedSpec } from './job-spec';
 import { RoundTrace } from './round-trace';
 import { reliabilityConfig, RemoteAgentPort, RemoteReliabilityPort, RemoteTeacherPort, type RetrySettings } from './remote-ports';
 
@@ -149,7 +149,7 @@ export async function runJob(
         hyperparameters: checked.hyperparameters,
         adabn: spec.adabn,
         sourceAugment,
-        rl: { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning },
+        rl: { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning, ...rlAblationSettings(spec.rlAblation) },
         seed: spec.seed,
         ports: rounds.ports(ports),
         checkpointDir,
@@ -192,6 +192,7 @@ export async function runJob(
         initModel: initText,
         rounds: String(result.roundsDone),
         adabn: String(spec.adabn),
+        ...(spec.rlAblation ? { rlAblation: RlAblation[spec.rlAblation] } : {}),
         stepsPerRound: String(checked.hyperparameters.stepsPerRound),
         policy: result.policy === undefined ? '' : `${result.policy.name}:${result.policy.version}`,
         inference: settings.inference,

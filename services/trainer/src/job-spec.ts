@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Method as WireMethod, type JobSpec } from '@purify/proto';
+import { Method as WireMethod, RlAblation, type JobSpec } from '@purify/proto';
 import { ErrorCode, PurifyError, validate } from '@purify/runtime';
 import { ModelRegistry, RegistryError } from '@purify/artifacts';
 import { openDataset, type Dataset } from '@purify/imaging';
@@ -105,6 +105,11 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
   if (spec.agentTarget !== undefined && method !== Method.Rl) throw validate.invalid(`spec.${spec.agentTarget.$case}`, 'is only used by METHOD_RL', method);
   if (spec.agentTarget?.$case === 'policy') validate.policyRef(spec.agentTarget.policy, 'spec.policy');
   if (spec.agentTarget?.$case === 'experiment') validate.identifier(spec.agentTarget.experiment, 'spec.experiment');
+  const ablation = spec.rlAblation ?? RlAblation.RL_ABLATION_NONE;
+  if (!Object.values(RlAblation).includes(ablation) || ablation === RlAblation.UNRECOGNIZED) {
+    throw validate.invalid('spec.rl_ablation', `must be one of ${Object.keys(RlAblation).filter((k) => k.startsWith('RL_ABLATION_')).join(', ')}`, ablation);
+  }
+  if (ablation !== RlAblation.RL_ABLATION_NONE && method !== Method.Rl) throw validate.invalid('spec.rl_ablation', 'is only used by METHOD_RL', RlAblation[ablation]);
   if (spec.outputModel !== '') validate.identifier(spec.outputModel, 'spec.output_model');
   if (spec.initModel !== undefined && spec.initModel.name !== '') {
     validate.identifier(spec.initModel.name, 'spec.init_model.name');
@@ -132,4 +137,18 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
     if (k === 'border_mode' && v !== 'shift' && v !== 'pad') throw validate.invalid(`spec.reliability["${k}"]`, 'must be "shift" or "pad"', v);
   }
   return { method, hyperparameters, imageSizeYx: size.length === 2 ? [size[0]!, size[1]!] : undefined };
+}
+
+/** The loop's RL settings of a spec's `rl_ablation` (already checked by the spec validation). */
+export function rlAblationSettings(ablation: RlAblation | undefined): { policy: 'learned' | 'untrained' | 'random'; observedFeatures: 'all' | 'confidence' } {
+  switch (ablation) {
+    case RlAblation.RL_ABLATION_UNTRAINED_POLICY:
+      return { policy: 'untrained', observedFeatures: 'all' };
+    case RlAblation.RL_ABLATION_RANDOM_POLICY:
+      return { policy: 'random', observedFeatures: 'all' };
+    case RlAblation.RL_ABLATION_CONFIDENCE_FEATURES:
+      return { policy: 'learned', observedFeatures: 'confidence' };
+    default:
+      return { policy: 'learned', observedFeatures: 'all' };
+  }
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JobSpec, JobState, Method, TrainerServiceClient, TrainingHyperparameters, type Job, type JobEvent } from '@purify/proto';
+import { JobSpec, JobState, Method, RlAblation, TrainerServiceClient, TrainingHyperparameters, type Job, type JobEvent } from '@purify/proto';
 import { createClient, listServices, startInProcess, unaryCall, type RunningServer } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import { nativeAddon } from '@purify/models';
@@ -85,6 +85,8 @@ describe('trainer service: job specs', () => {
     ['an unknown reliability setting', { reliability: { patch: '8' } }, 'startJob failed: `spec.reliability["patch"]` must be one of patch_size, stride, border_mode, split_by_class, flip_view, appearance_view, seed, patch_batch_size, got "patch"'],
     ['an unknown starting model', { initModel: { name: 'nope', version: 0 } }, /^startJob failed: `spec.init_model` must name a model version in the registry \(.*nope.*\), got "nope:0"$/],
     ['a policy for a baseline', { agentTarget: { $case: 'policy' as const, policy: { name: 'p', version: 1 } } }, 'startJob failed: `spec.policy` is only used by METHOD_RL, got "naive"'],
+    ['an rl ablation for a baseline', { rlAblation: RlAblation.RL_ABLATION_RANDOM_POLICY }, 'startJob failed: `spec.rl_ablation` is only used by METHOD_RL, got "RL_ABLATION_RANDOM_POLICY"'],
+    ['an unknown rl ablation', { rlAblation: 7 as RlAblation }, 'startJob failed: `spec.rl_ablation` must be one of RL_ABLATION_NONE, RL_ABLATION_UNTRAINED_POLICY, RL_ABLATION_RANDOM_POLICY, RL_ABLATION_CONFIDENCE_FEATURES, got 7'],
     ['a malformed job id', { jobId: 'a/b' }, 'startJob failed: `spec.job_id` must match [A-Za-z0-9][A-Za-z0-9._-]* (at most 128 characters), got "a/b"'],
   ])('StartJob refuses %s with INVALID_ARGUMENT', async (_name, change, message) => {
     const fixed = change && {

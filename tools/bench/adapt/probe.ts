@@ -15,7 +15,12 @@
  * instead of the class-balanced curriculum; ≤ 1/K keeps every pixel), prior (1: rule / rl with the source
  * labels' shape prior), balance (0: cbst / rule / rl without the per-class
  * normalisation of the target loss), ema (the EMA teacher's momentum cap),
- * final (`student`: score the last student instead of the EMA teacher). `method=source-only` is the model as
+ * final (`student`: score the last student instead of the EMA teacher),
+ * purifier (`oracle` / `oracle-fg`, with method=rule: the UPPER BOUND of
+ * purification — the teacher's pseudo-labels with weight 0 on every pixel
+ * the target TRAINING labels (`<target>-oracle/labelsTr`) say is wrong, resp.
+ * only on the wrong pixels labelled an organ; a study of what a perfect
+ * purifier could give, never a product path). `method=source-only` is the model as
  * is. `--trajectory` also scores each round's teacher (the EMA entering the
  * round) and prints it beside the round's label-free figures — for choosing a
  * label-free stop rule, never an input to one. DIR (data) is the output of `purify data generate`; the target test
@@ -26,11 +31,44 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LocalReliabilityPort, LocalTeacherPort, loadJobData, Method, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher } from '@purify/adaptation';
+import { argmaxLabels, LocalReliabilityPort, LocalTeacherPort, loadJobData, loadOracleLabels, Method, NUM_FEATURES, ReadGuard, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher, type ReliabilityPort, type ScoredVolume } from '@purify/adaptation';
 import { ModelRegistry } from '@purify/artifacts';
 import type { SegModel } from '@purify/models';
 import { decodeWeights, initTrainingBackend, parseAugmentLevel } from '@purify/training';
 import { loadTargetTestSet } from './target-test';
+
+/**
+ * Evaluation-only reliability: two regions per volume, the pixels whose
+ * pseudo-label the target training label confirms (score 1) and the others
+ * (score 0) — with `foregroundOnly`, wrong pixels labelled background count as
+ * confirmed. With the rule's threshold the student trains on right pixels only.
+ */
+class OraclePurifier implements ReliabilityPort {
+  constructor(
+    private readonly teacher: LocalTeacherPort,
+    private readonly labels: ReadonlyMap<string, Uint8Array>,
+    private readonly k: number,
+    private readonly foregroundOnly: boolean,
+  ) {}
+
+  async score(teacher: PublishedTeacher, v: Parameters<ReliabilityPort['score']>[1]): Promise<ScoredVolume> {
+    const probs = await this.teacher.predict(teacher, v);
+    const pseudoLabel = argmaxLabels(probs, this.k, v.shape);
+    const truth = this.labels.get(v.id);
+    if (truth === undefined) throw new Error(`no oracle label for ${v.id}`);
+    const n = pseudoLabel.length;
+    const maxProbability = new Float32Array(n);
+    const regionIndex = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      let m = 0;
+      for (let c = 0; c < this.k; c++) m = Math.max(m, probs[c * n + i] as number);
+      maxProbability[i] = m;
+      const wrong = pseudoLabel[i] !== truth[i] && (!this.foregroundOnly || pseudoLabel[i] !== 0);
+      regionIndex[i] = wrong ? 1 : 0;
+    }
+    return { numRegions: 2, features: new Float32Array(2 * NUM_FEATURES), numFeatures: NUM_FEATURES, scores: Float32Array.from([1, 0]), pseudoLabel, regionIndex, maxProbability };
+  }
+}
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -49,6 +87,14 @@ async function main(): Promise<void> {
   const k = data.classes.length;
   const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: data.spacingXyMm, numClasses: k });
   const dice = (m: SegModel): number => testSet.score(m).organAverage.dice;
+  const reliabilityFor = async (purifier: string | undefined, teacher: LocalTeacherPort): Promise<ReliabilityPort> => {
+    if (purifier === undefined) return new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 });
+    if (purifier !== 'oracle' && purifier !== 'oracle-fg') throw new Error(`purifier must be oracle or oracle-fg, got ${purifier}`);
+    // Evaluation-only study: the target TRAINING labels, read for the upper bound and nothing else.
+    const root = join(values.data!, `${target}-oracle`, 'labelsTr');
+    const labels = await loadOracleLabels(root, data.target.volumes, k, new ReadGuard([root]));
+    return new OraclePurifier(teacher, labels, k, purifier === 'oracle-fg');
+  };
   process.stdout.write(`${values.model} → ${target} (${testSet.volumes.length} test cases), seed ${seed}, ${new Date().toISOString()}\n`);
   for (const variant of positionals) {
     const cfg = Object.fromEntries(variant.split(',').map((kv) => kv.split('=') as [string, string]));
@@ -90,7 +136,7 @@ async function main(): Promise<void> {
       shapePrior: cfg['prior'] === '1',
       classBalancedLoss: cfg['balance'] !== '0',
       workers: 1,
-      ports: { teacher, reliability: new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 }), agent: new RuleAgentPort() },
+      ports: { teacher, reliability: await reliabilityFor(cfg['purifier'], teacher), agent: new RuleAgentPort() },
     });
     const d = dice(res.model);
     res.model.dispose();

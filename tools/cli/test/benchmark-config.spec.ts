@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError } from '../src/cli-util';
-import { benchmarkSummary, checkRunConfig, provenanceRows, type BenchmarkOptions, type MethodResult } from '../src/commands/benchmark';
+import { benchmarkSummary, checkRunConfig, provenanceRows, rlVersusBestBaseline, type BenchmarkOptions, type MethodResult } from '../src/commands/benchmark';
 
 const base: BenchmarkOptions = {
   out: 'unused',
@@ -140,5 +140,42 @@ describe('benchmarkSummary (docs/results/benchmark.json)', () => {
     expect(rl.gapClosure).toBeCloseTo(0.5, 12);
     expect(s.benchmarks['ct-mr']!.methods['source-only']!.gapClosure).toBeUndefined();
     expect(s.benchmarks['ct-mr']!.methods['oracle']!.gapClosure).toBeUndefined();
+  });
+});
+
+describe('rlVersusBestBaseline (#21 item 8)', () => {
+  const row = (method: string, seed: number, perCaseDice: number[]): MethodResult => {
+    const dice = perCaseDice.reduce((a, b) => a + b, 0) / perCaseDice.length;
+    return { benchmark: 'ct-mr', seed, method, model: { name: 'm', version: 1 }, perOrgan: {}, perCaseDice, mean: { dice, hd95Mm: 0, assdMm: 0 }, wallMs: 1 };
+  };
+  it('pairs rl with the baseline of the highest mean Dice (never the oracle), seed by seed', () => {
+    const results = [
+      row('source-only', 1, [0.5, 0.5]),
+      row('source-only', 2, [0.5, 0.5]),
+      // naive: mean 0.7 — the best baseline; cbst 0.65; the oracle 0.9 is not a baseline.
+      row('naive', 1, [0.7, 0.7]),
+      row('naive', 2, [0.6, 0.8]),
+      row('cbst', 1, [0.65, 0.65]),
+      row('cbst', 2, [0.65, 0.65]),
+      row('oracle', 1, [0.9, 0.9]),
+      row('oracle', 2, [0.9, 0.9]),
+      row('rl', 2, [0.62, 0.8]),
+      row('rl', 1, [0.75, 0.71]),
+    ];
+    const p = rlVersusBestBaseline(results, 'ct-mr')!;
+    expect(p.against).toBe('naive');
+    expect(p.seeds).toEqual([1, 2]);
+    expect(p.perSeed[0]).toBeCloseTo(0.73 - 0.7, 12);
+    expect(p.perSeed[1]).toBeCloseTo(0.71 - 0.7, 12);
+    expect([p.wins, p.losses, p.ties]).toEqual([2, 0, 0]);
+    // Case differences: seed 1 +0.05, +0.01; seed 2 +0.02, 0 — every resampled mean lies in [0, 0.05].
+    expect(p.ci95[0]).toBeGreaterThanOrEqual(-1e-12);
+    expect(p.ci95[1]).toBeLessThanOrEqual(0.05 + 1e-12);
+    const s = benchmarkSummary({ ...base, methods: ['source-only', 'naive', 'cbst', 'rl', 'oracle'], seeds: [1, 2] }, results, 1000, { commit: 'abc', machine: 'vm' }) as { benchmarks: Record<string, { paired?: unknown }> };
+    expect(s.benchmarks['ct-mr']!.paired).toEqual(p);
+  });
+  it('is absent without an rl row or without a baseline row', () => {
+    expect(rlVersusBestBaseline([row('naive', 1, [0.7])], 'ct-mr')).toBeUndefined();
+    expect(rlVersusBestBaseline([row('rl', 1, [0.7]), row('oracle', 1, [0.9])], 'ct-mr')).toBeUndefined();
   });
 });

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Metadata, status as Status } from '@grpc/grpc-js';
 import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import { enlargeImage, overlayImage, percentiles, tileHorizontally, writePng } from '@purify/imaging';
-import { JobSpec, JobState, Method, Modality, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
+import { JobSpec, JobState, Method, Modality, RlAblation, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
 import { createClient, PurifyError, unaryCall } from '@purify/runtime';
 import { CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
@@ -55,6 +55,8 @@ export interface AdaptOptions {
   policy?: string;
   experiment?: string;
   onlineFinetuning: boolean;
+  /** rl only: an ablation of the learned policy (#21 item 7). */
+  rlAblation?: RlAblationName;
   /** AdaBN before round 1 (label-free target BatchNorm statistics). */
   adabn?: boolean;
   trainer?: string;
@@ -65,6 +67,15 @@ export interface AdaptOptions {
   json: boolean;
   /** Where the one-line human summary goes (default stdout); a caller printing its own JSON on stdout passes stderr. */
   summaryStream?: NodeJS.WritableStream;
+}
+
+/** `--rl-ablation` values and their proto enum. */
+export const RL_ABLATIONS = { untrained: RlAblation.RL_ABLATION_UNTRAINED_POLICY, random: RlAblation.RL_ABLATION_RANDOM_POLICY, 'confidence-features': RlAblation.RL_ABLATION_CONFIDENCE_FEATURES } as const;
+export type RlAblationName = keyof typeof RL_ABLATIONS;
+
+function rlAblationArg(v: string): RlAblationName {
+  if (!Object.keys(RL_ABLATIONS).includes(v)) throw new InvalidArgumentError(`expected one of ${Object.keys(RL_ABLATIONS).join(', ')}, got "${v}"`);
+  return v as RlAblationName;
 }
 
 /** How long `adapt` keeps reconnecting to a trainer that went away before it gives up. */
@@ -143,6 +154,7 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
     simulatedShiftPretraining: opts.method === 'rl',
     onlineFinetuning: opts.onlineFinetuning,
     adabn: opts.adabn ?? false,
+    rlAblation: opts.rlAblation === undefined ? RlAblation.RL_ABLATION_NONE : RL_ABLATIONS[opts.rlAblation],
   });
 }
 
@@ -405,6 +417,7 @@ export function adaptCommand(): Command {
     .option('--policy <name[:v]>', 'agent policy for --method rl (default purify-weights-<feature schema>, e.g. purify-weights-v2, registered on first use)')
     .option('--experiment <name>', 'agent A/B experiment for --method rl')
     .option('--online-finetuning', 'rl: also fine-tune the policy on the target with the label-free proxy reward', false)
+    .option('--rl-ablation <kind>', `rl: an ablation of the learned policy — ${Object.keys(RL_ABLATIONS).join(', ')} (untrained: the policy acts without episodes; random: uniform random region weights; confidence-features: the agent sees only confidence and entropy)`, rlAblationArg)
     .option('--adabn', 'before round 1, re-estimate the BatchNorm statistics on the unlabelled target training images (AdaBN); with --method source-only and --init-model: that model with target statistics, no training', false)
     .option('--trainer <host:port>', 'trainer address (default: from <run-dir>/services.json, else 127.0.0.1:50154)')
     .option('--run-dir <dir>', 'where `purify up` wrote services.json', '.purify')

@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { ModelRegistry, writeJsonAtomic, type ModelMeta } from '@purify/artifacts';
 import { openDataset, overlayImage, readNifti, tileHorizontally, writeNifti, writePng, type Volume } from '@purify/imaging';
 import { ensureModelLoaded, segmentRemote } from '@purify/inference';
+import { pairedComparison, type PairedComparison } from '@purify/metrics';
 import { DEFAULT_GRID, GENERATOR_VERSION, generateBenchmark, type BenchmarkManifest, type Domain } from '@purify/phantoms';
 import { SegmenterServiceClient } from '@purify/proto';
 import { boxPlot, histogramChart, lineChart, meanStd, Report } from '@purify/report';
@@ -13,7 +14,7 @@ import { AugmentLevel, defaultNormalization, gitCommit, SOURCE_SCHEDULE, trainSo
 import { augmentArg, CliError, intArg, output } from '../cli-util';
 import { launchServices, type Launch } from '../launcher';
 import { Progress, formatSeconds } from '../progress';
-import { ROUND_FIGURE_PANELS, runAdapt, type AdaptSummary } from './adapt';
+import { ROUND_FIGURE_PANELS, runAdapt, type AdaptSummary, type RlAblationName } from './adapt';
 import { OutputPolicy } from '../write-safety';
 import { evaluatePaths } from './evaluate';
 
@@ -29,7 +30,10 @@ import { evaluatePaths } from './evaluate';
  */
 
 const BENCHMARK_TARGET: Readonly<Record<string, Domain>> = { 'ct-mr': 'mr', 'ct-cbct': 'cbct' };
-const ALL_METHODS = ['source-only', 'source-only+adabn', 'naive', 'confidence', 'entropy', 'consensus', 'cbst', 'rule', 'rl', 'oracle'] as const;
+const DEFAULT_METHODS = ['source-only', 'source-only+adabn', 'naive', 'confidence', 'entropy', 'consensus', 'cbst', 'rule', 'rl', 'oracle'] as const;
+/** Ablation rows of `rl` (#21 item 7): opt-in with --methods, each an `rl` job with a `--rl-ablation`. */
+const RL_ABLATION_ROWS: Readonly<Record<string, RlAblationName>> = { 'rl-untrained': 'untrained', 'rl-random': 'random', 'rl-confidence': 'confidence-features' };
+const ALL_METHODS = [...DEFAULT_METHODS, ...Object.keys(RL_ABLATION_ROWS)];
 
 export interface BenchmarkOptions {
   readonly out: string;
@@ -321,8 +325,9 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                 adapt = await runAdapt({
                   source: join(dataDir, 'ct'),
                   target: targetDir,
-                  method: adabn ? 'source-only' : method,
+                  method: adabn ? 'source-only' : RL_ABLATION_ROWS[method] !== undefined ? 'rl' : method,
                   adabn,
+                  ...(RL_ABLATION_ROWS[method] === undefined ? {} : { rlAblation: RL_ABLATION_ROWS[method] }),
                   out: join(runDir, 'job'),
                   ...(method === 'oracle' ? { rounds: 1, stepsPerRound: o.oracleSteps, learningRate: SOURCE_SCHEDULE.learningRate } : { rounds: o.rounds, stepsPerRound: o.stepsPerRound }),
                   batchSize: o.batchSize,
@@ -394,6 +399,25 @@ interface MethodSummary {
   readonly gapClosure?: number;
 }
 
+/** Rows that are neither our method (nor its ablations) nor the oracle: what `rl` must beat. */
+const isBaseline = (method: string): boolean => method !== 'rl' && RL_ABLATION_ROWS[method] === undefined && method !== 'oracle';
+
+/**
+ * `rl` against the baseline with the highest mean Dice on one benchmark,
+ * paired by seed and test case (`pairedComparison` of @purify/metrics), or
+ * undefined without an `rl` row or a baseline row.
+ */
+export function rlVersusBestBaseline(results: readonly MethodResult[], benchmark: string): (PairedComparison & { method: 'rl'; against: string }) | undefined {
+  const rows = results.filter((r) => r.benchmark === benchmark);
+  const scores = (m: string) => rows.filter((r) => r.method === m).map((r) => ({ seed: r.seed, dice: r.mean.dice, perCaseDice: r.perCaseDice }));
+  const rl = scores('rl');
+  const baselines = [...new Set(rows.map((r) => r.method))].filter(isBaseline);
+  if (rl.length === 0 || baselines.length === 0) return undefined;
+  const mean = (m: string): number => scores(m).reduce((a, x) => a + x.dice, 0) / scores(m).length;
+  const against = baselines.reduce((best, m) => (mean(m) > mean(best) ? m : best));
+  return { method: 'rl', against, ...pairedComparison(rl, scores(against)) };
+}
+
 /**
  * The machine-readable result (`<out>/benchmark.json`, committed as
  * docs/results/benchmark.json): commit, date, wall time of this invocation and,
@@ -402,7 +426,7 @@ interface MethodSummary {
  */
 export function benchmarkSummary(o: BenchmarkOptions, results: readonly MethodResult[], wallMs: number, origin: Omit<Provenance, 'finishedAt'>): unknown {
   const avg = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const benchmarks: Record<string, { methods: Record<string, MethodSummary> }> = {};
+  const benchmarks: Record<string, { methods: Record<string, MethodSummary>; paired?: ReturnType<typeof rlVersusBestBaseline> }> = {};
   for (const benchmark of o.benchmarks) {
     const methods: Record<string, MethodSummary> = {};
     for (const method of o.methods) {
@@ -426,7 +450,8 @@ export function benchmarkSummary(o: BenchmarkOptions, results: readonly MethodRe
     if (so !== undefined && or !== undefined && or > so) {
       for (const [m, v] of Object.entries(methods)) if (m !== 'source-only' && m !== 'oracle') methods[m] = { ...v, gapClosure: (v.mean - so) / (or - so) };
     }
-    benchmarks[benchmark] = { methods };
+    const paired = rlVersusBestBaseline(results, benchmark);
+    benchmarks[benchmark] = { methods, ...(paired === undefined ? {} : { paired }) };
   }
   const { command, ...settings } = o;
   return { commit: origin.commit, date: new Date().toISOString(), wallSeconds: Math.round(wallMs / 1000), command, machine: origin.machine, settings, benchmarks };
@@ -494,6 +519,13 @@ function writeReport(out: string, o: BenchmarkOptions, results: readonly MethodR
       ['method', ...seedsRun.map((s) => `seed ${s}`)],
       o.methods.filter((m) => byMethod(m).length > 0).map((m) => [m, ...seedsRun.map((s) => byMethod(m).find((r) => r.seed === s)?.mean.dice.toFixed(3) ?? '–')]),
     );
+    const paired = rlVersusBestBaseline(results, benchmark);
+    if (paired !== undefined) {
+      const f = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
+      report.paragraph(
+        `Paired: rl − ${paired.against} (the best baseline by mean Dice), per seed ${paired.seeds.map((s, i) => `s${s} ${f(paired.perSeed[i]!)}`).join(', ')}; mean ${f(paired.meanDifference)}; rl ahead on ${paired.wins} of ${paired.seeds.length} seeds, behind on ${paired.losses}; 95 % bootstrap interval of the mean difference [${f(paired.ci95[0])}, ${f(paired.ci95[1])}] (${paired.resamples} resamples of seeds, then of test cases within each seed).`,
+      );
+    }
     report.figure(`dice-${benchmark}.png`, boxPlot({ title: `${benchmark}: organ-average Dice per test case`, yLabel: 'Dice', yRange: [0, 1] }, o.methods.filter((m) => byMethod(m).length > 0).map((m) => ({ name: m, values: byMethod(m).flatMap((r) => r.perCaseDice) }))), 'Dice per case, all seeds');
     const adapted = rows.filter((r) => r.adapt && r.adapt.rounds.length > 0);
     if (adapted.length > 0) {
@@ -638,7 +670,7 @@ async function runAndPrint(o: BenchmarkOptions, json: boolean): Promise<void> {
 const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   out: 'runs/benchmark',
   benchmarks: ['ct-mr', 'ct-cbct'],
-  methods: [...ALL_METHODS],
+  methods: [...DEFAULT_METHODS],
   seeds: [1, 2, 3],
   trainCases: 16,
   testCases: 6,

@@ -190,6 +190,55 @@ export function jobStateToJSON(object: JobState): string {
   }
 }
 
+export enum RlAblation {
+  /** RL_ABLATION_NONE - The method as designed: the policy learns in simulated-shift episodes. */
+  RL_ABLATION_NONE = 0,
+  /** RL_ABLATION_UNTRAINED_POLICY - The agent's policy acts as it is: no episodes, no fine-tuning. */
+  RL_ABLATION_UNTRAINED_POLICY = 1,
+  /** RL_ABLATION_RANDOM_POLICY - Every region's weight drawn uniformly from the action levels; no agent call. */
+  RL_ABLATION_RANDOM_POLICY = 2,
+  /** RL_ABLATION_CONFIDENCE_FEATURES - The agent observes the confidence columns only (max_probability, entropy). */
+  RL_ABLATION_CONFIDENCE_FEATURES = 3,
+  UNRECOGNIZED = -1,
+}
+
+export function rlAblationFromJSON(object: any): RlAblation {
+  switch (object) {
+    case 0:
+    case "RL_ABLATION_NONE":
+      return RlAblation.RL_ABLATION_NONE;
+    case 1:
+    case "RL_ABLATION_UNTRAINED_POLICY":
+      return RlAblation.RL_ABLATION_UNTRAINED_POLICY;
+    case 2:
+    case "RL_ABLATION_RANDOM_POLICY":
+      return RlAblation.RL_ABLATION_RANDOM_POLICY;
+    case 3:
+    case "RL_ABLATION_CONFIDENCE_FEATURES":
+      return RlAblation.RL_ABLATION_CONFIDENCE_FEATURES;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return RlAblation.UNRECOGNIZED;
+  }
+}
+
+export function rlAblationToJSON(object: RlAblation): string {
+  switch (object) {
+    case RlAblation.RL_ABLATION_NONE:
+      return "RL_ABLATION_NONE";
+    case RlAblation.RL_ABLATION_UNTRAINED_POLICY:
+      return "RL_ABLATION_UNTRAINED_POLICY";
+    case RlAblation.RL_ABLATION_RANDOM_POLICY:
+      return "RL_ABLATION_RANDOM_POLICY";
+    case RlAblation.RL_ABLATION_CONFIDENCE_FEATURES:
+      return "RL_ABLATION_CONFIDENCE_FEATURES";
+    case RlAblation.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 /**
  * A dataset on the artifact store or a path the trainer can read, in the MSD /
  * nnU-Net layout (dataset.json, imagesTr/, labelsTr/, imagesTs/).
@@ -271,6 +320,11 @@ export interface JobSpec {
    * the init model (with the target statistics when this is set).
    */
   adabn: boolean;
+  /**
+   * METHOD_RL only: an ablation of the learned policy (benchmark rows
+   * rl-untrained, rl-random, rl-confidence); refused for other methods.
+   */
+  rlAblation: RlAblation;
 }
 
 export interface JobSpec_ReliabilityEntry {
@@ -842,6 +896,7 @@ function createBaseJobSpec(): JobSpec {
     onlineFinetuning: false,
     reliability: {},
     adabn: false,
+    rlAblation: 0,
   };
 }
 
@@ -893,6 +948,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     });
     if (message.adabn !== false) {
       writer.uint32(120).bool(message.adabn);
+    }
+    if (message.rlAblation !== 0) {
+      writer.uint32(128).int32(message.rlAblation);
     }
     return writer;
   },
@@ -1033,6 +1091,14 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.adabn = reader.bool();
             continue;
           }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.rlAblation = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1104,6 +1170,11 @@ export const JobSpec: MessageFns<JobSpec> = {
         )
         : {},
       adabn: isSet(object.adabn) ? globalThis.Boolean(object.adabn) : false,
+      rlAblation: isSet(object.rlAblation)
+        ? rlAblationFromJSON(object.rlAblation)
+        : isSet(object.rl_ablation)
+        ? rlAblationFromJSON(object.rl_ablation)
+        : 0,
     };
   },
 
@@ -1159,6 +1230,9 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.adabn !== false) {
       obj.adabn = message.adabn;
     }
+    if (message.rlAblation !== 0) {
+      obj.rlAblation = rlAblationToJSON(message.rlAblation);
+    }
     return obj;
   },
 
@@ -1212,6 +1286,7 @@ export const JobSpec: MessageFns<JobSpec> = {
       {},
     );
     message.adabn = object.adabn ?? false;
+    message.rlAblation = object.rlAblation ?? 0;
     return message;
   },
 };
