@@ -20,15 +20,12 @@
  *   background: the most that dropping whole regions can give (a region
  *   purifier cannot add the pixels the teacher never predicted).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { components, loadJobData } from '@purify/adaptation';
-import { ModelRegistry } from '@purify/artifacts';
 import { readNifti } from '@purify/imaging';
-import { buildUNet } from '@purify/models';
-import { decodeWeights, initTrainingBackend, predictLabelVolume } from '@purify/training';
-import { loadTargetTestSet } from './target-test';
+import { predictLabelVolume } from '@purify/training';
+import { loadTargetTestSet, openStudyModel } from './target-test';
 
 const { values } = parseArgs({ options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' } } });
 
@@ -48,12 +45,7 @@ const dice = (tp: number, fp: number, fn: number): number => (tp + fp + fn === 0
 
 async function main(): Promise<void> {
   if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const [name, version] = values.model.split(':') as [string, string | undefined];
-  await initTrainingBackend('wasm');
-  const v = new ModelRegistry(values.artifacts).get(name, version === undefined ? 0 : Number(version));
-  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
-  const model = buildUNet(init.unet);
-  model.setWeights(init.weights);
+  const { version: v, model } = await openStudyModel(values.artifacts, values.model);
   const target = values.target;
   const data = await loadJobData({ method: 'naive', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed: 1 });
   const k = data.classes.length;

@@ -13,15 +13,12 @@
  *
  * `--strength s` moves each bias a fraction s of the way to the fitted one.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadJobData } from '@purify/adaptation';
-import { ModelRegistry } from '@purify/artifacts';
 import { readNifti } from '@purify/imaging';
-import { buildUNet } from '@purify/models';
-import { decodeWeights, initTrainingBackend, predictSlices } from '@purify/training';
-import { loadTargetTestSet } from './target-test';
+import { predictSlices } from '@purify/training';
+import { loadTargetTestSet, openStudyModel } from './target-test';
 
 const { values } = parseArgs({ options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, strength: { type: 'string', default: '0,0.5,1' } } });
 
@@ -45,12 +42,7 @@ function argmaxBiased(logp: Float32Array, k: number, bias: Float64Array, out: Ui
 
 async function main(): Promise<void> {
   if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const [name, version] = values.model.split(':') as [string, string | undefined];
-  await initTrainingBackend('wasm');
-  const v = new ModelRegistry(values.artifacts).get(name, version === undefined ? 0 : Number(version));
-  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
-  const model = buildUNet(init.unet);
-  model.setWeights(init.weights);
+  const { version: v, model } = await openStudyModel(values.artifacts, values.model);
   const target = values.target;
   const data = await loadJobData({ method: 'naive', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed: 1 });
   const k = data.classes.length;

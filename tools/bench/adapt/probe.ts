@@ -28,14 +28,12 @@
  * Prediction is TensorFlow.js on whole slices, so figures differ slightly from
  * the segmenter's sliding window; compare variants with each other.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { argmaxLabels, LocalReliabilityPort, LocalTeacherPort, loadJobData, loadOracleLabels, Method, NUM_FEATURES, ReadGuard, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher, type ReliabilityPort, type ScoredVolume } from '@purify/adaptation';
-import { ModelRegistry } from '@purify/artifacts';
 import type { SegModel } from '@purify/models';
-import { decodeWeights, initTrainingBackend, parseAugmentLevel } from '@purify/training';
-import { loadTargetTestSet } from './target-test';
+import { parseAugmentLevel } from '@purify/training';
+import { loadTargetTestSet, openStudyModel } from './target-test';
 
 /**
  * Evaluation-only reliability: two regions per volume, the pixels whose
@@ -77,11 +75,9 @@ const { values, positionals } = parseArgs({
 
 async function main(): Promise<void> {
   if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const [name, version] = values.model.split(':') as [string, string | undefined];
   const seed = Number(values.seed);
-  await initTrainingBackend('wasm');
-  const v = new ModelRegistry(values.artifacts).get(name, version === undefined ? 0 : Number(version));
-  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
+  const { version: v, model: sourceModel, ...init } = await openStudyModel(values.artifacts, values.model);
+  sourceModel.dispose();
   const target = values.target;
   const data = await loadJobData({ method: 'cbst', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed });
   const k = data.classes.length;

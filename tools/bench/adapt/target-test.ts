@@ -4,11 +4,32 @@
  * against `<target>-eval/labelsTs` — evaluation only, never an input to
  * training or to a choice the product makes.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ModelRegistry, type ModelVersion } from '@purify/artifacts';
 import { openDataset, readNifti } from '@purify/imaging';
 import { computeCaseMetrics, MetricsAccumulator, type MetricsSummary } from '@purify/metrics';
-import type { SegModel } from '@purify/models';
-import { defaultNormalization, loadSliceVolume, predictLabelVolume, type SliceVolume } from '@purify/training';
+import { buildUNet, type SegModel, type UNetConfig, type WeightSnapshot } from '@purify/models';
+import { decodeWeights, defaultNormalization, initTrainingBackend, loadSliceVolume, predictLabelVolume, type SliceVolume } from '@purify/training';
+
+/** A source model of the registry, ready in process: its version, weights and a built network (the caller disposes it). */
+export interface StudyModel {
+  readonly version: ModelVersion;
+  readonly unet: UNetConfig;
+  readonly weights: WeightSnapshot[];
+  readonly model: SegModel;
+}
+
+/** Opens `name[:version]` of the registry at `artifacts` on the wasm training backend (the studies' common start). */
+export async function openStudyModel(artifacts: string, ref: string): Promise<StudyModel> {
+  const [name, version] = ref.split(':') as [string, string | undefined];
+  await initTrainingBackend('wasm');
+  const v = new ModelRegistry(artifacts).get(name, version === undefined ? 0 : Number(version));
+  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
+  const model = buildUNet(init.unet);
+  model.setWeights(init.weights);
+  return { version: v, unet: init.unet, weights: init.weights, model };
+}
 
 export interface TargetTestSet {
   readonly volumes: readonly SliceVolume[];

@@ -10,15 +10,12 @@
  *   npx tsx --conditions=@purify/source tools/bench/adapt/tta.ts --artifacts DIR --data DIR --model NAME[:V] \
  *     [--target mr|cbct] [--views 1,4,8] [--seed 1]
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { ModelRegistry } from '@purify/artifacts';
 import { Rng } from '@purify/imaging';
-import { buildUNet, type SegModel } from '@purify/models';
-import { AUGMENT_PRESETS, augmentSample, decodeWeights, initTrainingBackend, parseAugmentLevel } from '@purify/training';
-import { loadTargetTestSet } from './target-test';
+import type { SegModel } from '@purify/models';
+import { AUGMENT_PRESETS, augmentSample, parseAugmentLevel } from '@purify/training';
+import { loadTargetTestSet, openStudyModel } from './target-test';
 
 const { values } = parseArgs({
   options: {
@@ -64,15 +61,10 @@ function viewEnsemble(model: SegModel, views: number, preset: string, seed: numb
 
 async function main(): Promise<void> {
   if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const [name, version] = values.model.split(':') as [string, string | undefined];
-  await initTrainingBackend('wasm');
-  const v = new ModelRegistry(values.artifacts).get(name, version === undefined ? 0 : Number(version));
-  const init = decodeWeights(readFileSync(join(v.dir, 'weights.bin')));
-  const model = buildUNet(init.unet);
-  model.setWeights(init.weights);
+  const { version: v, unet, model } = await openStudyModel(values.artifacts, values.model);
   const preset = v.meta.provenance['augment']?.split('@')[0] ?? 'strong';
   const target = values.target;
-  const k = init.unet.numClasses;
+  const k = unet.numClasses;
   const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: v.meta.spacingXyMm, numClasses: k });
   process.stdout.write(`${values.model} (${preset}) → ${target}, ${testSet.volumes.length} test cases, ${new Date().toISOString()}\n`);
   for (const views of values.views.split(',').map(Number)) {
