@@ -34,8 +34,8 @@ export interface PairedComparison {
   readonly resamples: number;
 }
 
-/** A small deterministic generator (mulberry32) so the interval is reproducible. */
-function generator(seed: number): () => number {
+/** mulberry32: a small, fast, seeded generator of floats in [0, 1) (the bootstrap's, so its interval is reproducible). */
+export function mulberry32(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -63,7 +63,7 @@ export function pairedComparison(a: readonly SeedScores[], b: readonly SeedScore
     });
   if (pairs.length === 0) throw new MetricsError('no seed is shared by the two methods');
   const perSeed = pairs.map((p) => p.diff);
-  const rand = generator(options.seed ?? 1);
+  const rand = mulberry32(options.seed ?? 1);
   const means = new Float64Array(resamples);
   for (let r = 0; r < resamples; r++) {
     let sum = 0;

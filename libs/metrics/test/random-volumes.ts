@@ -1,16 +1,8 @@
 /** Seeded random label maps for the oracle tests (test-only). */
+import { mulberry32 } from '../src/paired';
 
-/** mulberry32: a small, fast, seeded PRNG giving floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator of the oracle tests: `mulberry32` of the library. */
+export const rng = mulberry32;
 
 /**
  * Smoothed uniform noise on [z, y, x] (C order): `passes` box blurs of radius `radius`
