@@ -31,7 +31,9 @@ const schema = {
   batchSize: opt.int('Tiles per inference call when a request leaves batch_size at 0', 8, { min: 1, max: 4096 }),
   maxBatchSize: opt.int('Largest batch_size a Segment request may ask for', 64, { min: 1, max: 4096 }),
   memoryBudgetBytes: opt.int('Working memory all running Segment calls may reserve together, bytes (beyond it: RESOURCE_EXHAUSTED)', 4 * 1024 * 1024 * 1024, { min: 1024 * 1024, max: 2 ** 50 }),
-  maxConcurrentSegments: opt.int('Segment calls running at once (beyond it: RESOURCE_EXHAUSTED)', 8, { min: 1, max: 4096 }),
+  maxConcurrentSegments: opt.int('Segment calls running at once; more wait (see --segment-wait-ms)', 8, { min: 1, max: 4096 }),
+  segmentWaitMs: opt.int('How long a Segment call may wait for room in the budget before RESOURCE_EXHAUSTED, ms (0 = refuse at once)', 30_000, { min: 0, max: 3_600_000 }),
+  maxWaitingSegments: opt.int('Segment calls that may wait for room at once; one more gets RESOURCE_EXHAUSTED', 256, { min: 0, max: 65_536 }),
   intraOpThreads: opt.int('onnxruntime threads inside one operator; 0 = onnxruntime default (one per physical core)', 0, { min: 0, max: 1024 }),
   interOpThreads: opt.int('onnxruntime threads across operators; 0 = onnxruntime default', 0, { min: 0, max: 1024 }),
   graphOptimization: opt.oneOf('onnxruntime graph optimisation level', Object.values(GraphOptimization), GraphOptimization.All),
@@ -80,7 +82,14 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
     };
     const registry = new ModelRegistry(config.artifactsDir);
     // Every Segment call reserves its working memory before it accepts the voxels (#25 item 8).
-    const budget = new MemoryBudget({ limitBytes: config.memoryBudgetBytes, maxConcurrent: config.maxConcurrentSegments, limitSetting: '--memory-budget-bytes', concurrentSetting: '--max-concurrent-segments' });
+    const budget = new MemoryBudget({
+      limitBytes: config.memoryBudgetBytes,
+      maxConcurrent: config.maxConcurrentSegments,
+      waitMs: config.segmentWaitMs,
+      maxWaiting: config.maxWaitingSegments,
+      limitSetting: '--memory-budget-bytes',
+      concurrentSetting: '--max-concurrent-segments',
+    });
     const pool = new ModelPool(registry, sessionConfig, (err, key) => logger.warn('releasing a session failed', { model: `${key.name}:${key.version}`, error: err }));
     const defaultProvider = config.executionProvider === ProviderPreference.Cpu ? 'cpu' : (availability.available[0] ?? 'cpu');
     logger.info('onnxruntime', { version: availability.onnxruntimeVersion, provider: defaultProvider, cuda: availability.cudaUnavailableReason ?? 'available' });
@@ -209,7 +218,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
             const wholeSlice = o?.wholeSlice ?? false;
             const shapeZyx = header.shapeZyx as [number, number, number];
             const spacingXyzMm = header.spacingXyzMm as [number, number, number];
-            release = budget.reserve(segmentMemoryBytes({ shapeZyx, spacingXyzMm, inputBytes: totalBytes }, model, { returnProbabilities, batchSize, wholeSlice }), `Segment of ${describeVolume(header)}`);
+            release = await budget.acquire(segmentMemoryBytes({ shapeZyx, spacingXyzMm, inputBytes: totalBytes }, model, { returnProbabilities, batchSize, wholeSlice }), `Segment of ${describeVolume(header)}`, ctx.signal);
             const assembler = new ChunkAssembler(totalBytes, 'chunk', describeVolume(header));
             while (!assembler.complete) {
               const msg = await requests.next(ctx.signal);

@@ -284,8 +284,8 @@ describe('segmenter service', () => {
       }
     });
 
-    it('Segment refuses a volume whose working memory exceeds the whole budget, and calls over the concurrency limit until one ends', async () => {
-      const small = await startInProcess(segmenterService, ['--port', '0', '--artifacts-dir', root, '--memory-budget-bytes', String(2 ** 20), '--max-concurrent-segments', '1']);
+    it('Segment refuses a volume whose working memory exceeds the whole budget; over the concurrency limit a call waits its turn, and one more than the queue holds is refused', async () => {
+      const small = await startInProcess(segmenterService, ['--port', '0', '--artifacts-dir', root, '--memory-budget-bytes', String(2 ** 20), '--max-concurrent-segments', '1', '--max-waiting-segments', '1', '--segment-wait-ms', '60000']);
       const c2 = createClient(SegmenterServiceClient, 'segmenter', { addresses: [small.address], defaultTimeoutMs: 20_000, maxAttempts: 1 });
       const model = { name: 'seg', version: 1 };
       try {
@@ -302,21 +302,19 @@ describe('segmenter service', () => {
         held.on('error', () => undefined);
         held.write(setupOf(volumeHeaderOf(fits), model));
         const outcome = async (): Promise<string> => segmentRemote(c2, fits, { model }).then(() => 'ok', (err: { code: string; message: string }) => `${err.code}: ${err.message}`);
+        // The next call waits behind the held one; a third finds the one-place queue taken and is refused.
+        const waiting = outcome();
         let refused = '';
         for (let i = 0; i < 50 && refused === ''; i++) {
           const o = await outcome();
           if (o !== 'ok') refused = o;
           else await new Promise((r) => setTimeout(r, 100));
         }
-        expect(refused).toBe('RESOURCE_EXHAUSTED: segment failed: Segment of setup.volume (shape [2, 32, 32], DTYPE_INT16): 1 calls are running, the limit is 1 (--max-concurrent-segments); retry later');
-        // Cancelling the held stream releases its reservation.
+        expect(refused).toBe('RESOURCE_EXHAUSTED: segment failed: Segment of setup.volume (shape [2, 32, 32], DTYPE_INT16): 1 calls are running, the limit is 1 (--max-concurrent-segments); 1 calls wait, at most 1 for 60000 ms; retry later');
+        // Cancelling the held stream releases its reservation: the waiting call runs.
         held.cancel();
-        let after = '';
-        for (let i = 0; i < 50 && after !== 'ok'; i++) {
-          after = await outcome();
-          if (after !== 'ok') await new Promise((r) => setTimeout(r, 100));
-        }
-        expect(after).toBe('ok');
+        expect(await waiting).toBe('ok');
+        expect(await outcome()).toBe('ok');
       } finally {
         c2.close();
         await small.shutdown();
