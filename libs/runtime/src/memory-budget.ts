@@ -80,7 +80,7 @@ export class MemoryBudget {
         const i = this.waiting.indexOf(waiter);
         if (i >= 0) this.waiting.splice(i, 1);
         cleanup();
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
         // The head of the queue may have been blocking smaller calls behind it.
         this.wake();
       };
