@@ -8,7 +8,7 @@ import { AdaptationConfigError } from './errors';
 import { squareLabel, squareVolume } from './fixtures.test-util';
 import { LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
 import { FEATURE_SCHEMA } from '@purify/reliability';
-import { busiestSlice, maskFeatures, RANDOM_POLICY_LEVELS, resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
+import { busiestSlice, maskFeatures, DEFAULT_WEIGHT_LEVELS, resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
 import type { ActRequest, PolicyAddress } from './ports';
 import { Method, METHODS } from './methods';
 
@@ -199,7 +199,7 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
         return rounds.map((r) => Array.from(r.snapshot!.weights));
       };
       const a = await run();
-      const levels = new Set(RANDOM_POLICY_LEVELS);
+      const levels = new Set(DEFAULT_WEIGHT_LEVELS);
       const values = new Set(a.flat());
       for (const v of values) expect(levels.has(v)).toBe(true);
       expect(values.size).toBeGreaterThan(2); // not all kept, not all dropped

@@ -167,7 +167,7 @@ export interface RlSettings {
    * Ablations of the learned policy (#21 item 7; default `learned`):
    * `untrained` — the agent's policy acts as it is, without simulated-shift
    * episodes or online fine-tuning; `random` — every region gets a weight
-   * drawn uniformly from {@link RANDOM_POLICY_LEVELS} (seeded), the agent is
+   * drawn uniformly from {@link DEFAULT_WEIGHT_LEVELS} (seeded), the agent is
    * not asked and nothing is learned.
    */
   readonly policy: RlPolicyAblation;
@@ -181,8 +181,8 @@ export interface RlSettings {
 
 export type RlPolicyAblation = 'learned' | 'untrained' | 'random';
 
-/** The weights the `random` policy ablation draws from: the default agent policy's action levels. */
-export const RANDOM_POLICY_LEVELS: readonly number[] = Object.freeze([0, 0.25, 0.5, 0.75, 1]);
+/** The action levels of the default agent policy (the trainer registers it with them), which the `random` ablation draws from. */
+export const DEFAULT_WEIGHT_LEVELS: readonly number[] = Object.freeze([0, 0.25, 0.5, 0.75, 1]);
 
 /** What a round report names as the policy of the `random` ablation (no agent policy decides). */
 export const RANDOM_POLICY: PolicyAddress = Object.freeze({ name: 'random', version: 0 });
@@ -581,7 +581,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         const call = randomCalls.get(round) ?? 0;
         randomCalls.set(round, call + 1);
         const rng = new Rng(stepSeed(o.seed ^ 0x7a4d, round * 100_003 + call));
-        const weights = Float32Array.from({ length: scored.numRegions }, () => RANDOM_POLICY_LEVELS[Math.floor(rng.next() * RANDOM_POLICY_LEVELS.length)] as number);
+        const weights = Float32Array.from({ length: scored.numRegions }, () => DEFAULT_WEIGHT_LEVELS[Math.floor(rng.next() * DEFAULT_WEIGHT_LEVELS.length)] as number);
         return { weights, decisionIds: [], policy: RANDOM_POLICY };
       }
       const agent = ports.agent!;

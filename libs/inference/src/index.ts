@@ -21,6 +21,6 @@ export type { PredictPatchesResult, SegmentTimings, SegmentVolumeOptions, Segmen
 export { encodeProbabilitiesNifti, writeProbabilitiesNifti } from './probabilities-nifti';
 
 // The wire format and the Segment client.
-export { ChunkAssembler, arrayFromBytes, bytesOfArray, chunksOf, dtypeOfArray, volumeFromHeader, volumeHeaderOf } from './wire';
+export { ChunkAssembler, arrayFromBytes, bytesOfArray, chunksOf, dtypeOfArray, gridOfHeader, volumeFromHeader, volumeHeaderOf } from './wire';
 export { DEFAULT_SEGMENT_TIMEOUT_MS, ensureModelLoaded, segmentRemote } from './segment-client';
 export type { RemoteSegmentOptions, RemoteSegmentResult } from './segment-client';

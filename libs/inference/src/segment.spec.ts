@@ -5,7 +5,7 @@ import { ModelRegistry } from '@purify/artifacts';
 import { makeVolume, type Vec3 } from '@purify/imaging';
 import { LoadedModel, type Nchw } from './model';
 import { normalizeVolume } from './normalize';
-import { segmentVolume, windowOf } from './segment';
+import { segmentMemoryBytes, segmentVolume, windowOf } from './segment';
 import { publishPointwise, publishUNet, runPythonJson } from './test-models.test-util';
 
 const config = { intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', executionProvider: 'cpu' } as const;
@@ -228,5 +228,22 @@ describe('windowOf', () => {
     [[8, 8], 2, [5, 11], 4, true, [8, 12], 2],
   ] as const)('tile %j, multiple %d, slice %j, batch %d, whole %s → %j, %d per call', (tile, m, slice, batchSize, wholeSlice, window, slab) => {
     expect(windowOf(model([...tile], m), slice, { batchSize, wholeSlice })).toEqual({ tileYx: window, slab });
+  });
+});
+
+describe('segmentMemoryBytes', () => {
+  const grid = (shape: [number, number, number], spacing: [number, number, number]) => ({ shape, spacingXyzMm: spacing, originLpsMm: [0, 0, 0] as [number, number, number], directionLps: [1, 0, 0, 0, 1, 0, 0, 0, 1] });
+  const model = (spacingXyMm?: [number, number]) => ({ meta: { inputSizeYx: [64, 64], ...(spacingXyMm ? { spacingXyMm } : {}) } as never, numClasses: 5, sizeMultiple: 16 });
+  it.each([
+    // By hand: input + 4·voxels (normalised) + 4·z·my·mx (model grid) + voxels (labels) + [5·4·voxels probabilities] + 3·min(slab, z)·5·canvas·4.
+    // [32, 96, 96] int16 (589 824 bytes), no model spacing: model grid = input grid; 8 tiles of 64² per slab, canvas 96².
+    ['tiled, labels only', grid([32, 96, 96], [4, 4, 4]), 589_824, model(), { returnProbabilities: false, batchSize: 8, wholeSlice: false }, 589_824 + 4 * 294_912 + 4 * 294_912 + 294_912 + 3 * 8 * 5 * 9216 * 4],
+    ['tiled, with probabilities', grid([32, 96, 96], [4, 4, 4]), 589_824, model(), { returnProbabilities: true, batchSize: 8, wholeSlice: false }, 589_824 + 9 * 294_912 + 20 * 294_912 + 3 * 8 * 5 * 9216 * 4],
+    // Whole slices of 96²: 8·64²/96² = 3 slices per call.
+    ['whole slices', grid([32, 96, 96], [4, 4, 4]), 589_824, model(), { returnProbabilities: false, batchSize: 8, wholeSlice: true }, 589_824 + 9 * 294_912 + 3 * 3 * 5 * 9216 * 4],
+    // 2 mm input, 4 mm model: the model grid is [4, 48, 48] (the same box), under the 64² tile → canvas 64²; slabs of min(8, 4) slices.
+    ['resampled to a coarser model grid', grid([4, 96, 96], [2, 2, 2]), 36_864 * 4, model([4, 4]), { returnProbabilities: false, batchSize: 8, wholeSlice: false }, 36_864 * 4 + 4 * 36_864 + 4 * 4 * 48 * 48 + 36_864 + 3 * 4 * 5 * 4096 * 4],
+  ] as const)('%s', (_name, g, inputBytes, m, o, bytes) => {
+    expect(segmentMemoryBytes(g, inputBytes, m, o)).toBe(bytes);
   });
 });

@@ -111,29 +111,27 @@ export function windowOf(model: Pick<SegmentationModel, 'meta' | 'sizeMultiple'>
 }
 
 /**
- * An upper bound of the bytes {@link segmentVolume} holds for one volume
- * besides the model's session — what a server reserves before it accepts the
- * voxels: the raw input (`inputBytes`), its float32 normalised copy and
- * model-grid copy, the labels, every probability when they are returned, and
+ * An upper bound of the bytes {@link segmentVolume} holds for one volume on
+ * `grid` besides the model's session — what a server reserves before it
+ * accepts the voxels: the raw input (`inputBytes`), its float32 normalised
+ * copy and model-grid copy ({@link modelGridFor}), the labels, every probability when they are returned, and
  * a slab's probabilities three times over (blend, per-class planes, the
  * resampling back).
  */
 export function segmentMemoryBytes(
-  volume: { readonly shapeZyx: readonly [number, number, number]; readonly spacingXyzMm: readonly [number, number, number]; readonly inputBytes: number },
+  grid: Grid,
+  inputBytes: number,
   model: Pick<SegmentationModel, 'meta' | 'numClasses' | 'sizeMultiple'>,
   options: { readonly returnProbabilities: boolean; readonly batchSize: number; readonly wholeSlice: boolean },
 ): number {
-  const [z, y, x] = volume.shapeZyx;
+  const [z, y, x] = grid.shape;
   const voxels = z * y * x;
-  const spacing = model.meta.spacingXyMm;
-  // The model grid covers the same box at the model's spacing (one more voxel per axis bounds the rounding).
-  const my = spacing === undefined ? y : Math.max(y, Math.ceil((y * volume.spacingXyzMm[1]) / spacing[1]) + 1);
-  const mx = spacing === undefined ? x : Math.max(x, Math.ceil((x * volume.spacingXyzMm[0]) / spacing[0]) + 1);
+  const [, my, mx] = modelGridFor(grid, model.meta).shape;
   const { tileYx, slab } = windowOf(model, [my, mx], options);
   const canvas = Math.max(my, tileYx[0]) * Math.max(mx, tileYx[1]);
   const k = model.numClasses;
   const slabBytes = 3 * Math.min(slab, z) * k * canvas * 4;
-  return volume.inputBytes + voxels * 4 + z * my * mx * 4 + voxels + (options.returnProbabilities ? k * voxels * 4 : 0) + slabBytes;
+  return inputBytes + voxels * 4 + z * my * mx * 4 + voxels + (options.returnProbabilities ? k * voxels * 4 : 0) + slabBytes;
 }
 
 /**

@@ -3,7 +3,7 @@
  * little-endian C-ordered bytes with a header, streamed as byte-offset chunks.
  */
 import { DType, Modality, type DataChunk, type VolumeHeader } from '@purify/proto';
-import { makeVolume, type Vec3, type Volume, type VoxelArray } from '@purify/imaging';
+import { makeVolume, type Grid, type Vec3, type Volume, type VoxelArray } from '@purify/imaging';
 import { InferenceError } from './errors';
 
 type ArrayCtor = new (buffer: ArrayBuffer, byteOffset?: number, length?: number) => VoxelArray;
@@ -71,14 +71,21 @@ export function volumeHeaderOf(volume: Volume, extra: { modality?: Modality; cas
   };
 }
 
-/** A volume from a (validated) header and its voxel bytes (copied unless `view`, see {@link arrayFromBytes}). */
-export function volumeFromHeader(header: VolumeHeader, bytes: Uint8Array, what = 'volume', options: { view?: boolean } = {}): Volume {
-  const data = arrayFromBytes(bytes, header.dtype, what, options);
-  return makeVolume(data, header.shapeZyx as unknown as Vec3, {
+/** The grid a (validated) header describes — before any voxel arrives. */
+export function gridOfHeader(header: VolumeHeader): Grid {
+  return {
+    shape: header.shapeZyx as unknown as Vec3,
     spacingXyzMm: header.spacingXyzMm as unknown as Vec3,
     originLpsMm: header.originLpsMm as unknown as Vec3,
     directionLps: header.directionLps,
-  }, what);
+  };
+}
+
+/** A volume from a (validated) header and its voxel bytes (copied unless `view`, see {@link arrayFromBytes}). */
+export function volumeFromHeader(header: VolumeHeader, bytes: Uint8Array, what = 'volume', options: { view?: boolean } = {}): Volume {
+  const data = arrayFromBytes(bytes, header.dtype, what, options);
+  const { shape, ...geometry } = gridOfHeader(header);
+  return makeVolume(data, shape, geometry, what);
 }
 
 /** Splits `bytes` into chunks of at most `chunkBytes` with their byte offsets (views, no copy). */

@@ -11,6 +11,7 @@ import {
   bytesOfArray,
   chunksOf,
   fromRegistryError,
+  gridOfHeader,
   predictPatches,
   providerAvailability,
   segmentMemoryBytes,
@@ -216,9 +217,7 @@ export const segmenterService: ServiceDefinitionSpec<typeof schema> = {
               );
             }
             const wholeSlice = o?.wholeSlice ?? false;
-            const shapeZyx = header.shapeZyx as [number, number, number];
-            const spacingXyzMm = header.spacingXyzMm as [number, number, number];
-            release = await budget.acquire(segmentMemoryBytes({ shapeZyx, spacingXyzMm, inputBytes: totalBytes }, model, { returnProbabilities, batchSize, wholeSlice }), `Segment of ${describeVolume(header)}`, ctx.signal);
+            release = await budget.acquire(segmentMemoryBytes(gridOfHeader(header), totalBytes, model, { returnProbabilities, batchSize, wholeSlice }), `Segment of ${describeVolume(header)}`, ctx.signal);
             const assembler = new ChunkAssembler(totalBytes, 'chunk', describeVolume(header));
             while (!assembler.complete) {
               const msg = await requests.next(ctx.signal);

@@ -12,7 +12,7 @@
 import { ActionSpace, BorderMode, DType, MapKind, type AgentServiceClient, type Modality, type ReliabilityConfig, type ReliabilityServiceClient, type ScoreRequest, type SegmentRequest, type SegmentResponse, type SegmenterServiceClient, type VolumeHeader } from '@purify/proto';
 import { ErrorCode, PurifyError, unaryCall } from '@purify/runtime';
 import type { ClientDuplexStream } from '@grpc/grpc-js';
-import { FEATURE_SCHEMA, NUM_FEATURES, TEACHER_NORMALIZATION, type ActRequest, type ActResult, type AgentPort, type PolicyAddress, type PublishedTeacher, type ReliabilityPort, type RewardItem, type ScoredVolume, type TeacherPort } from '@purify/adaptation';
+import { DEFAULT_WEIGHT_LEVELS, FEATURE_SCHEMA, NUM_FEATURES, TEACHER_NORMALIZATION, type ActRequest, type ActResult, type AgentPort, type PolicyAddress, type PublishedTeacher, type ReliabilityPort, type RewardItem, type ScoredVolume, type TeacherPort } from '@purify/adaptation';
 import { publishSegmentationModel, type SliceVolume } from '@purify/training';
 
 /** Retry policy of calls to other services. */
@@ -293,7 +293,7 @@ export class RemoteAgentPort implements AgentPort {
             'registerPolicy',
             {
               name: DEFAULT_POLICY,
-              spec: { actionSpace: ActionSpace.ACTION_SPACE_DISCRETE, weightLevels: [0, 0.25, 0.5, 0.75, 1], hiddenUnits: [64, 64], featureSchemaVersion: FEATURE_SCHEMA.version, numFeatures: NUM_FEATURES, seed: this.seed },
+              spec: { actionSpace: ActionSpace.ACTION_SPACE_DISCRETE, weightLevels: [...DEFAULT_WEIGHT_LEVELS], hiddenUnits: [64, 64], featureSchemaVersion: FEATURE_SCHEMA.version, numFeatures: NUM_FEATURES, seed: this.seed },
               provenance: { registeredBy: 'trainer', reason: 'default policy of adaptation jobs' },
               weights: Buffer.alloc(0),
             },

@@ -22,10 +22,10 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { components, loadJobData } from '@purify/adaptation';
+import { components } from '@purify/adaptation';
 import { readNifti } from '@purify/imaging';
 import { predictLabelVolume } from '@purify/training';
-import { loadTargetTestSet, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel } from './target-test';
 
 const { values } = parseArgs({ options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' } } });
 
@@ -47,9 +47,7 @@ async function main(): Promise<void> {
   if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
   const { version: v, model } = await openStudyModel(values.artifacts, values.model);
   const target = values.target;
-  const data = await loadJobData({ method: 'naive', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed: 1 });
-  const k = data.classes.length;
-  const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: data.spacingXyMm, numClasses: k });
+  const { data, k, testSet } = await loadStudyData(values.data, target, v, 1);
   const tallies: ClassTally[] = Array.from({ length: k }, () => ({ tp: 0, fpBackground: 0, fpOrgan: 0, fnBackground: 0, fnOrgan: 0, fpInWrongComponents: 0, fnInMissedComponents: 0, tpInWrongComponents: 0 }));
   for (const t of testSet.volumes) {
     const truth = await readNifti(join(values.data, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`));

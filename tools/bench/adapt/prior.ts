@@ -15,10 +15,9 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadJobData } from '@purify/adaptation';
 import { readNifti } from '@purify/imaging';
 import { predictSlices } from '@purify/training';
-import { loadTargetTestSet, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel } from './target-test';
 
 const { values } = parseArgs({ options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, strength: { type: 'string', default: '0,0.5,1' } } });
 
@@ -44,8 +43,7 @@ async function main(): Promise<void> {
   if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
   const { version: v, model } = await openStudyModel(values.artifacts, values.model);
   const target = values.target;
-  const data = await loadJobData({ method: 'naive', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed: 1 });
-  const k = data.classes.length;
+  const { data, k, testSet } = await loadStudyData(values.data, target, v, 1);
   // The source prior: each class's share of the labelled source voxels.
   const prior = new Float64Array(k);
   let total = 0;
@@ -64,7 +62,6 @@ async function main(): Promise<void> {
     for (const lp of train) argmaxBiased(lp, k, bias, new Uint8Array(lp.length / k), counts);
     for (let c = 1; c < k; c++) bias[c] = (bias[c] as number) + 0.5 * Math.log((prior[c] as number) / Math.max((counts[c] as number) / nTrain, 1e-9));
   }
-  const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: data.spacingXyMm, numClasses: k });
   const tests = testSet.volumes.map((t) => ({ logp: logOf(t), id: t.id, n: t.image.length }));
   const labels = await Promise.all(tests.map((t) => readNifti(join(values.data!, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
   labels.forEach((l, i) => {

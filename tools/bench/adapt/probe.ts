@@ -30,10 +30,10 @@
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { argmaxLabels, LocalReliabilityPort, LocalTeacherPort, loadJobData, loadOracleLabels, Method, NUM_FEATURES, ReadGuard, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher, type ReliabilityPort, type ScoredVolume } from '@purify/adaptation';
+import { argmaxLabels, LocalReliabilityPort, LocalTeacherPort, loadOracleLabels, Method, NUM_FEATURES, ReadGuard, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher, type ReliabilityPort, type ScoredVolume } from '@purify/adaptation';
 import type { SegModel } from '@purify/models';
 import { parseAugmentLevel } from '@purify/training';
-import { loadTargetTestSet, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel } from './target-test';
 
 /**
  * Evaluation-only reliability: two regions per volume, the pixels whose
@@ -79,9 +79,7 @@ async function main(): Promise<void> {
   const { version: v, model: sourceModel, ...init } = await openStudyModel(values.artifacts, values.model);
   sourceModel.dispose();
   const target = values.target;
-  const data = await loadJobData({ method: 'cbst', source: { path: join(values.data, 'ct'), caseIds: [] }, target: { path: join(values.data, target), caseIds: [] }, sourceNormalization: v.meta.normalization, spacingXyMm: v.meta.spacingXyMm, imageSizeYx: v.meta.inputSizeYx, seed });
-  const k = data.classes.length;
-  const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: data.spacingXyMm, numClasses: k });
+  const { data, k, testSet } = await loadStudyData(values.data, target, v, seed);
   const dice = (m: SegModel): number => testSet.score(m).organAverage.dice;
   const reliabilityFor = async (purifier: string | undefined, teacher: LocalTeacherPort): Promise<ReliabilityPort> => {
     if (purifier === undefined) return new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 });

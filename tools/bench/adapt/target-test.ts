@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadJobData, type JobData } from '@purify/adaptation';
 import { ModelRegistry, type ModelVersion } from '@purify/artifacts';
 import { openDataset, readNifti } from '@purify/imaging';
 import { computeCaseMetrics, MetricsAccumulator, type MetricsSummary } from '@purify/metrics';
@@ -54,4 +55,16 @@ export async function loadTargetTestSet(dataDir: string, target: string, o: { sp
       return acc.aggregate();
     },
   };
+}
+
+/**
+ * A study's data: the job data an adaptation job from `version` would get
+ * from `<dataDir>/ct` and `<dataDir>/<target>` (unlabelled target; the source
+ * split drawn with `seed`), its class count, and the target test set.
+ */
+export async function loadStudyData(dataDir: string, target: string, version: ModelVersion, seed: number): Promise<{ data: JobData; k: number; testSet: TargetTestSet }> {
+  const m = version.meta;
+  const data = await loadJobData({ method: 'naive', source: { path: join(dataDir, 'ct'), caseIds: [] }, target: { path: join(dataDir, target), caseIds: [] }, sourceNormalization: m.normalization, spacingXyMm: m.spacingXyMm, imageSizeYx: m.inputSizeYx, seed });
+  const k = data.classes.length;
+  return { data, k, testSet: await loadTargetTestSet(dataDir, target, { spacingXyMm: data.spacingXyMm, numClasses: k }) };
 }
