@@ -98,6 +98,8 @@ export class RuleAgentPort implements AgentPort {
   readonly decisions = new Map<string, { policy: PolicyAddress; weight: number; context: Readonly<Record<string, string>> }>();
   readonly rewards: RewardItem[] = [];
   readonly updates: PolicyAddress[] = [];
+  /** The provenance the loop gave each update, in order. */
+  readonly updateProvenance: Record<string, string>[] = [];
   private version = 1;
   private next = 0;
   private rewardedSinceUpdate = 0;
@@ -131,11 +133,12 @@ export class RuleAgentPort implements AgentPort {
     return Promise.resolve();
   }
 
-  update(policy: PolicyAddress): Promise<PolicyAddress | undefined> {
+  update(policy: PolicyAddress, provenance: Readonly<Record<string, string>>): Promise<PolicyAddress | undefined> {
     if (this.rewardedSinceUpdate === 0) return Promise.resolve(undefined);
     this.rewardedSinceUpdate = 0;
     const v = { name: policy.name, version: ++this.version };
     this.updates.push(v);
+    this.updateProvenance.push({ ...provenance });
     return Promise.resolve(v);
   }
 }

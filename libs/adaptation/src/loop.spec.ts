@@ -154,6 +154,11 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
       expect(o.agent.rewards.every((r) => r.done && o.agent.decisions.get(r.decisionId)?.context['simulated'] === 'true')).toBe(true);
       // After each episode batch the policy is updated: versions 2 and 3.
       expect(o.agent.updates.map((u) => u.version)).toEqual([2, 3]);
+      // Each new version records which run, round and phase trained it.
+      expect(o.agent.updateProvenance).toEqual([
+        { run: 'job1', round: '1', phase: 'episodes' },
+        { run: 'job1', round: '2', phase: 'episodes' },
+      ]);
       expect(res.policy).toEqual({ name: 'rule-agent', version: 3 });
     } else {
       expect(o.agent.decisions.size).toBe(0);

@@ -754,9 +754,10 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       return { reward: mean(all), accuracy: mean(items.flatMap((it) => [...it.accuracy].filter((a) => !Number.isNaN(a)))), reliability: mean(simScores) };
     };
 
-    const updatePolicy = async (): Promise<void> => {
+    /** A PPO update of the current policy; `phase` (`episodes` | `online`) and the round go into the new version's provenance. */
+    const updatePolicy = async (round: number, phase: 'episodes' | 'online'): Promise<void> => {
       if (policy === undefined) return;
-      const next = await ports.agent!.update(policy, o.signal);
+      const next = await ports.agent!.update(policy, { run: o.runId, round: String(round + 1), phase }, o.signal);
       if (next !== undefined) {
         log(`policy updated: ${policy.name}:${policy.version} → ${next.name}:${next.version}`);
         policy = next;
@@ -791,9 +792,9 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
             const result = await episode(r, e, teacher!);
             results.push(result);
             if (rl.calibrateShift) severity = nextSeverity(severity, result.reliability, targetReliability);
-            if (r === 0 && rl.updateEachPretrainEpisode && e < episodes - 1 && !cancelled(o.signal)) await updatePolicy();
+            if (r === 0 && rl.updateEachPretrainEpisode && e < episodes - 1 && !cancelled(o.signal)) await updatePolicy(r, 'episodes');
           }
-          if (results.length > 0 && !cancelled(o.signal)) await updatePolicy();
+          if (results.length > 0 && !cancelled(o.signal)) await updatePolicy(r, 'episodes');
         });
         if (results.length > 0) {
           metrics['sim_reward'] = mean(results.map((x) => x.reward));
@@ -822,7 +823,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         const reward = proxyReward(p.before, { ...p.after, agreement: targets.meanReliability });
         metrics['proxy_reward'] = reward;
         await timer.time('feedback', () => ports.agent!.feedback(p.decisionIds.map((id) => ({ decisionId: id, reward, done: false })), o.signal));
-        await timer.time('feedback', updatePolicy);
+        await timer.time('feedback', () => updatePolicy(r, 'online'));
         pending = null;
       }
       const stats = weightStatistics(targets.weightMaps);
@@ -903,7 +904,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           const reward = proxyReward(before, { ...after, agreement: before.agreement });
           metrics['proxy_reward'] = reward;
           await timer.time('feedback', () => ports.agent!.feedback(targets.decisionIds.map((id) => ({ decisionId: id, reward, done: true })), o.signal));
-          await timer.time('feedback', updatePolicy);
+          await timer.time('feedback', () => updatePolicy(r, 'online'));
         }
       }
       // The student's prediction of the snapshot's one slice (2D per slice, so the same as in its volume).

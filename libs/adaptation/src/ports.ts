@@ -89,8 +89,12 @@ export interface AgentPort {
   /** Decides with `policy` when given (a version returned earlier), else with the job's configured policy or experiment. */
   act(request: ActRequest, policy: PolicyAddress | undefined, signal?: AbortSignal): Promise<ActResult>;
   feedback(rewards: readonly RewardItem[], signal?: AbortSignal): Promise<void>;
-  /** PPO on `policy`'s rewarded experience; the new version, or undefined when there was too little experience. */
-  update(policy: PolicyAddress, signal?: AbortSignal): Promise<PolicyAddress | undefined>;
+  /**
+   * PPO on `policy`'s rewarded experience; the new version, or undefined when
+   * there was too little experience. `provenance` (run, round, phase) is stored
+   * with the new version.
+   */
+  update(policy: PolicyAddress, provenance: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<PolicyAddress | undefined>;
 }
 
 export interface AdaptationPorts {

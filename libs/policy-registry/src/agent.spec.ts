@@ -198,6 +198,15 @@ describe('Agent.update', () => {
     );
   });
 
+  it('stores the caller\'s context in the new version\'s provenance beside its own keys', async () => {
+    const { agent } = await fresh();
+    await scenario(agent);
+    const out = await agent.update({ policy: { name: 'p', version: 1 }, provenance: { job: 'rl-7', round: '2', phase: 'episodes' } });
+    expect(out.record.provenance).toMatchObject({ job: 'rl-7', round: '2', phase: 'episodes', trigger: 'update', parent: 'p:1', 'data.transitions': '6' });
+    // Stored with the version's metadata.
+    expect(agent.policies.get({ name: 'p', version: 2 }, 'ref').provenance).toMatchObject({ job: 'rl-7', phase: 'episodes' });
+  });
+
   it('promotes on request; Act on version 0 then uses the new version', async () => {
     const { agent } = await fresh();
     await scenario(agent);
@@ -214,6 +223,7 @@ describe('Agent.update', () => {
     ['a bad clip ratio', { policy: { name: 'p', version: 1 }, config: { clipRatio: 0 } }, 'INVALID_ARGUMENT', '`hyperparameters.clip_ratio` must be a number in (0, 1], got 0'],
     ['fractional epochs', { policy: { name: 'p', version: 1 }, config: { epochs: 1.5 } }, 'INVALID_ARGUMENT', '`hyperparameters.epochs` must be an integer in [1, 1000], got 1.5'],
     ['an unknown version', { policy: { name: 'p', version: 5 } }, 'NOT_FOUND', 'policy p:5 does not exist (versions 1..1)'],
+    ['provenance keys the agent sets', { policy: { name: 'p', version: 1 }, provenance: { job: 'j', parent: 'p:9', 'ppo.epochs': '1' } }, 'INVALID_ARGUMENT', '`provenance` may not set the keys the agent records itself (trigger, parent, replica, data.*, ppo.*), got "parent, ppo.epochs"'],
   ])('refuses %s and keeps the buffer', async (_name, input, code, message) => {
     const { agent } = await fresh();
     await scenario(agent);

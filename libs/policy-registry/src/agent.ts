@@ -215,6 +215,9 @@ export class Agent {
     const config = checkPpoConfig(this.options.ppoDefaults, input.config);
     const minTransitions = input.minTransitions ?? 1;
     if (!Number.isSafeInteger(minTransitions) || minTransitions < 0) throw invalid('min_transitions', 'must be an integer >= 0', minTransitions);
+    const given = input.provenance ?? {};
+    const reserved = Object.keys(given).filter(isAgentProvenanceKey);
+    if (reserved.length > 0) throw invalid('provenance', `may not set the keys the agent records itself (${AGENT_PROVENANCE_KEYS.join(', ')})`, reserved.join(', '));
     return this.updateMutex.run(formatRef(parent), async () => {
       const data = this.experience.collect(parent);
       const needed = Math.max(1, minTransitions);
@@ -238,7 +241,7 @@ export class Agent {
           spec: parent.spec,
           policy,
           parentVersion: parent.version,
-          provenance: provenanceOf(trigger, parent, data.summary, config, this.options.replicaId),
+          provenance: { ...given, ...provenanceOf(trigger, parent, data.summary, config, this.options.replicaId) },
           metrics,
           promote: input.promote ?? false,
         });
@@ -273,6 +276,13 @@ function checkObservations(input: ActInput): void {
   if (bad >= 0) {
     throw invalid(`observations.values[${bad}]`, `must be finite (row ${Math.floor(bad / input.numFeatures)}, feature ${bad % input.numFeatures})`, String(input.observations[bad]));
   }
+}
+
+/** The provenance keys an update records itself: these names and the `data.` / `ppo.` prefixes. */
+export const AGENT_PROVENANCE_KEYS: readonly string[] = Object.freeze(['trigger', 'parent', 'replica', 'data.*', 'ppo.*']);
+
+function isAgentProvenanceKey(key: string): boolean {
+  return key === 'trigger' || key === 'parent' || key === 'replica' || key.startsWith('data.') || key.startsWith('ppo.');
 }
 
 function provenanceOf(trigger: string, parent: PolicyRecord, s: DataSummary, config: PpoConfig, replica: string): Record<string, string> {

@@ -1,4 +1,4 @@
-export { Agent, AGENT_DEFAULTS } from './agent';
+export { Agent, AGENT_DEFAULTS, AGENT_PROVENANCE_KEYS } from './agent';
 export type { AgentOptions } from './agent';
 export { RegistryError, RegistryErrorCode } from './errors';
 export { ExperienceStore, HISTOGRAM_BINS, weightBin } from './experience';

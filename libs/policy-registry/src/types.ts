@@ -130,6 +130,12 @@ export interface UpdateInput {
   /** Refuse with fewer rewarded transitions than this (at least 1 is always needed). */
   readonly minTransitions?: number;
   readonly promote?: boolean;
+  /**
+   * The caller's context (job, data set, round, phase), stored in the new
+   * version's provenance beside the agent's own keys ({@link AGENT_PROVENANCE_KEYS}),
+   * which the caller cannot set.
+   */
+  readonly provenance?: Readonly<Record<string, string>>;
 }
 
 export interface UpdateOutput {

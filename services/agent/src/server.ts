@@ -112,6 +112,7 @@ export const agentService: ServiceDefinitionSpec<typeof schema> = {
               config: ppoFromWire(req.hyperparameters),
               minTransitions: req.minTransitions,
               promote: req.promote,
+              provenance: req.provenance,
             });
             addSpanAttributes({ [SpanAttr.PolicyName]: out.record.name, [SpanAttr.PolicyVersion]: out.record.version, [SpanAttr.BatchSize]: out.transitionsUsed }, ctx);
             return {

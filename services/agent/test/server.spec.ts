@@ -81,16 +81,16 @@ describe('agent service', () => {
     const metrics = await unaryCall(c, 'getPolicyMetrics', { ref: { name: 'ep', version: 1 } });
     expect([metrics.decisions, metrics.rewarded, metrics.weightHistogram.reduce((a, b) => a + b, 0)]).toEqual([24, 24, 24]);
 
-    const up = await unaryCall(c, 'update', { policy: { name: 'ep', version: 0 }, hyperparameters: { learningRate: 0, clipRatio: 0, gamma: 0, gaeLambda: 0, entropyCoef: 0, valueCoef: 0, epochs: 2, minibatchSize: 8, targetKl: 0, maxGradNorm: 0 }, minTransitions: 24, promote: false });
+    const up = await unaryCall(c, 'update', { policy: { name: 'ep', version: 0 }, hyperparameters: { learningRate: 0, clipRatio: 0, gamma: 0, gaeLambda: 0, entropyCoef: 0, valueCoef: 0, epochs: 2, minibatchSize: 8, targetKl: 0, maxGradNorm: 0 }, minTransitions: 24, promote: false, provenance: { job: 'job-7', phase: 'episodes' } });
     expect(up.transitionsUsed).toBe(24);
     expect(up.epochsRun).toBeGreaterThanOrEqual(1);
     expect(up.policy?.ref).toEqual({ name: 'ep', version: 2 });
     expect(up.policy?.parentVersion).toBe(1);
     expect(up.policy?.stage).toBe(PolicyStage.POLICY_STAGE_CANDIDATE);
     // 3 keys × 4 rows = 12 trajectories of 2 steps, all ending with done.
-    expect(up.policy?.provenance).toMatchObject({ trigger: 'update', parent: 'ep:1', 'data.transitions': '24', 'data.trajectories': '12', 'data.episodes': '12', 'ppo.epochs': '2', 'ppo.minibatch_size': '8' });
+    expect(up.policy?.provenance).toMatchObject({ job: 'job-7', phase: 'episodes', trigger: 'update', parent: 'ep:1', 'data.transitions': '24', 'data.trajectories': '12', 'data.episodes': '12', 'ppo.epochs': '2', 'ppo.minibatch_size': '8' });
     // The experience was consumed.
-    await expect(unaryCall(c, 'update', { policy: { name: 'ep', version: 1 }, minTransitions: 0, promote: false })).rejects.toMatchObject({
+    await expect(unaryCall(c, 'update', { policy: { name: 'ep', version: 1 }, minTransitions: 0, promote: false, provenance: {} })).rejects.toMatchObject({
       code: 'FAILED_PRECONDITION',
       message: 'update failed: policy ep:1 has 0 rewarded transitions buffered; the update needs at least 1 (min_transitions)',
     });
@@ -163,7 +163,7 @@ describe('agent service', () => {
     ['Act: unknown experiment', 'act', act({ target: { $case: 'experiment', experiment: 'nope' } }), 'NOT_FOUND', 'act failed: experiment "nope" does not exist'],
     ['Feedback: infinite reward', 'feedback', { rewards: [{ decisionId: 'd1', reward: 1, done: false }, { decisionId: 'd2', reward: Infinity, done: true }] }, 'INVALID_ARGUMENT', 'feedback failed: `rewards[1].reward` must be a finite number in [-Infinity, Infinity], got Infinity'],
     ['Feedback: unknown decision', 'feedback', { rewards: [{ decisionId: 'main~nope', reward: 1, done: false }] }, 'NOT_FOUND', 'feedback failed: unknown decision ids (never issued, expired without a reward, or consumed by an update): main~nope'],
-    ['Update: nothing buffered', 'update', { policy: { name: 'bad', version: 1 }, minTransitions: 5, promote: false }, 'FAILED_PRECONDITION', 'update failed: policy bad:1 has 0 rewarded transitions buffered; the update needs at least 5 (min_transitions)'],
+    ['Update: nothing buffered', 'update', { policy: { name: 'bad', version: 1 }, minTransitions: 5, promote: false, provenance: {} }, 'FAILED_PRECONDITION', 'update failed: policy bad:1 has 0 rewarded transitions buffered; the update needs at least 5 (min_transitions)'],
     ['Register: no action space', 'registerPolicy', { name: 'x', spec: { ...SPEC, actionSpace: ActionSpace.ACTION_SPACE_UNSPECIFIED }, provenance: {}, weights: Buffer.alloc(0) }, 'INVALID_ARGUMENT', 'registerPolicy failed: `spec.action_space` must be ACTION_SPACE_DISCRETE or ACTION_SPACE_BETA, got "ACTION_SPACE_UNSPECIFIED"'],
     ['Register: corrupt weights', 'registerPolicy', { name: 'x', spec: SPEC, provenance: {}, weights: Buffer.from('garbage') }, 'INVALID_ARGUMENT', /^registerPolicy failed: `weights` must be serialized policy weights \(.+\), got "7 bytes"$/],
     ['Experiment: weights sum to 0.9', 'createExperiment', { name: 'e', arms: [{ name: 'a', policy: { name: 'bad', version: 1 }, weight: 0.6, shadow: false }, { name: 'b', policy: { name: 'bad', version: 1 }, weight: 0.3, shadow: false }] }, 'INVALID_ARGUMENT', 'createExperiment failed: `arms[].weight` of the live arms must sum to 1 (±0.000001), got "0.8999999999999999 (a=0.6 + b=0.3)"'],
@@ -211,7 +211,7 @@ describe('agent service restart', () => {
     // d0 was rewarded before the restart; d1 and d2 are still pending.
     await expect(unaryCall(c2, 'feedback', { rewards: [{ decisionId: d0, reward: 2, done: false }] })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: `feedback failed: \`rewards[].decision_id\` must not be rewarded twice; already rewarded, got "${d0}"` });
     await expect(unaryCall(c2, 'feedback', { rewards: [{ decisionId: d1, reward: 1, done: true }, { decisionId: d2, reward: 0, done: true }] })).resolves.toEqual({ accepted: 2, buffered: { 'r:1': 3 }, updated: [] });
-    const up = await unaryCall(c2, 'update', { policy: { name: 'r', version: 1 }, minTransitions: 3, promote: true });
+    const up = await unaryCall(c2, 'update', { policy: { name: 'r', version: 1 }, minTransitions: 3, promote: true, provenance: {} });
     expect([up.transitionsUsed, up.policy?.ref, up.policy?.stage]).toEqual([3, { name: 'r', version: 3 }, PolicyStage.POLICY_STAGE_PROMOTED]);
     await second.stop();
   });

@@ -118,7 +118,8 @@ export async function runJob(
   let ports: AdaptationPorts;
   const agentTarget: { policy: PolicyAddress } | { experiment: string } | undefined =
     spec.agentTarget?.$case === 'policy' ? { policy: spec.agentTarget.policy } : spec.agentTarget?.$case === 'experiment' ? { experiment: spec.agentTarget.experiment } : undefined;
-  const agent = method === Method.Rl ? new RemoteAgentPort(settings.agent, settings.addresses.agent, settings.retry, agentTarget, spec.seed) : undefined;
+  const policyProvenance = { job: jobId, method, source: resolve(spec.source!.path), target: resolve((spec.target ?? spec.source)!.path), seed: String(spec.seed) };
+  const agent = method === Method.Rl ? new RemoteAgentPort(settings.agent, settings.addresses.agent, settings.retry, agentTarget, spec.seed, policyProvenance) : undefined;
   if (settings.inference === 'local') {
     const teacher = new LocalTeacherPort(teacherName);
     ports = { teacher, reliability: new LocalReliabilityPort(teacher, localReliability(spec, tile, multiple)), agent };
@@ -149,7 +150,9 @@ export async function runJob(
         hyperparameters: checked.hyperparameters,
         adabn: spec.adabn,
         sourceAugment,
-        rl: { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning, ...rlAblationSettings(spec.rlAblation) },
+        rl: spec.freezePolicy
+          ? { simulatedShift: false, onlineFinetuning: false }
+          : { simulatedShift: spec.simulatedShiftPretraining || !spec.onlineFinetuning, onlineFinetuning: spec.onlineFinetuning, ...rlAblationSettings(spec.rlAblation) },
         seed: spec.seed,
         ports: rounds.ports(ports),
         checkpointDir,
@@ -201,6 +204,11 @@ export async function runJob(
       },
       metrics: metrics.map((m) => ({ name: m.name, value: m.value, split: m.split })),
     });
+    if (spec.promotePolicy && agent !== undefined && result.policy !== undefined) {
+      // The hand-over to the next job: it resolves the policy at version 0 to this one.
+      await agent.promote(result.policy, signal);
+      callbacks.onLog?.(`policy ${result.policy.name}:${result.policy.version} promoted: the next job that uses ${result.policy.name} at version 0 starts from it`);
+    }
     return { result, published: { name: version.meta.name, version: version.meta.version }, metrics };
   } finally {
     result.model.dispose();

@@ -110,6 +110,7 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
     throw validate.invalid('spec.rl_ablation', `must be one of ${Object.keys(RlAblation).filter((k) => k.startsWith('RL_ABLATION_')).join(', ')}`, ablation);
   }
   if (ablation !== RlAblation.RL_ABLATION_NONE && method !== Method.Rl) throw validate.invalid('spec.rl_ablation', 'is only used by METHOD_RL', RlAblation[ablation]);
+  checkPolicyHandoff(spec, method, ablation);
   if (spec.outputModel !== '') validate.identifier(spec.outputModel, 'spec.output_model');
   if (spec.initModel !== undefined && spec.initModel.name !== '') {
     validate.identifier(spec.initModel.name, 'spec.init_model.name');
@@ -137,6 +138,25 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
     if (k === 'border_mode' && v !== 'shift' && v !== 'pad') throw validate.invalid(`spec.reliability["${k}"]`, 'must be "shift" or "pad"', v);
   }
   return { method, hyperparameters, imageSizeYx: size.length === 2 ? [size[0]!, size[1]!] : undefined };
+}
+
+/** `promote_policy` / `freeze_policy`: METHOD_RL only, and only where a policy decides (and, frozen, is not trained). */
+function checkPolicyHandoff(spec: JobSpec, method: Method, ablation: RlAblation): void {
+  for (const field of ['promote_policy', 'freeze_policy'] as const) {
+    const on = field === 'promote_policy' ? spec.promotePolicy : spec.freezePolicy;
+    if (on && method !== Method.Rl) throw validate.invalid(`spec.${field}`, 'is only used by METHOD_RL', method);
+  }
+  if (spec.promotePolicy && ablation === RlAblation.RL_ABLATION_RANDOM_POLICY) {
+    throw validate.invalid('spec.promote_policy', 'needs a policy to promote; RL_ABLATION_RANDOM_POLICY asks no policy', 'RL_ABLATION_RANDOM_POLICY');
+  }
+  if (spec.freezePolicy) {
+    const clash = [
+      ...(spec.simulatedShiftPretraining ? ['simulated_shift_pretraining'] : []),
+      ...(spec.onlineFinetuning ? ['online_finetuning'] : []),
+      ...(ablation !== RlAblation.RL_ABLATION_NONE ? [`rl_ablation ${RlAblation[ablation]}`] : []),
+    ];
+    if (clash.length > 0) throw validate.invalid('spec.freeze_policy', 'acts with the policy as it is and cannot be combined with training it or with an ablation', clash.join(', '));
+  }
 }
 
 /** The loop's RL settings of a spec's `rl_ablation` (already checked by the spec validation). */

@@ -275,6 +275,8 @@ export class RemoteAgentPort implements AgentPort {
     private readonly retry: RetrySettings,
     private readonly target: { policy: PolicyAddress } | { experiment: string } | undefined,
     private readonly seed: number,
+    /** The job's context (job id, method, data sets, seed), stored with every version its updates make. */
+    private readonly provenance: Readonly<Record<string, string>> = {},
   ) {}
 
   private call<T>(rpc: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -342,9 +344,10 @@ export class RemoteAgentPort implements AgentPort {
     }
   }
 
-  async update(policy: PolicyAddress, signal?: AbortSignal): Promise<PolicyAddress | undefined> {
+  async update(policy: PolicyAddress, provenance: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<PolicyAddress | undefined> {
     try {
-      const res = await scoped(signal, (s) => unaryCall(this.agent, 'update', { policy, minTransitions: 1, promote: false }, { timeoutMs: this.retry.timeoutMs, ...s }));
+      const request = { policy, minTransitions: 1, promote: false, provenance: { ...this.provenance, ...provenance } };
+      const res = await scoped(signal, (s) => unaryCall(this.agent, 'update', request, { timeoutMs: this.retry.timeoutMs, ...s }));
       const ref = res.policy?.ref;
       return ref === undefined ? undefined : { name: ref.name, version: ref.version };
     } catch (err) {
@@ -353,5 +356,10 @@ export class RemoteAgentPort implements AgentPort {
       if (RETRYABLE.has(e.code)) throw new ServiceUnreachableError(`agent at ${this.addresses.join(',')} unreachable: Update failed (${e.code} ${e.message})`);
       throw e;
     }
+  }
+
+  /** Promotes `policy` (idempotent: promoting the promoted version changes nothing), retried while the agent is unreachable. */
+  async promote(policy: PolicyAddress, signal?: AbortSignal): Promise<void> {
+    await this.call('PromotePolicy', () => scoped(signal, (s) => unaryCall(this.agent, 'promotePolicy', { ref: policy }, { timeoutMs: this.retry.timeoutMs, ...s })), signal);
   }
 }

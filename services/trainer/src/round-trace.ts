@@ -96,8 +96,8 @@ export class RoundTrace {
       act: (request, policy, signal) =>
         this.call('trainer.act', { [SpanAttr.RegionCount]: request.numRows }, () => a.act(request, policy, signal), (res) => ({ [SpanAttr.PolicyName]: res.policy.name, [SpanAttr.PolicyVersion]: res.policy.version })),
       feedback: (rewards, signal) => this.call('trainer.feedback', { [SpanAttr.BatchSize]: rewards.length }, () => a.feedback(rewards, signal)),
-      update: (policy, signal) =>
-        this.call('trainer.update_policy', { [SpanAttr.PolicyName]: policy.name, [SpanAttr.PolicyVersion]: policy.version }, () => a.update(policy, signal)),
+      update: (policy, provenance, signal) =>
+        this.call('trainer.update_policy', { [SpanAttr.PolicyName]: policy.name, [SpanAttr.PolicyVersion]: policy.version }, () => a.update(policy, provenance, signal)),
     };
     return { teacher, reliability, agent };
   }

@@ -87,6 +87,9 @@ describe('trainer service: job specs', () => {
     ['a policy for a baseline', { agentTarget: { $case: 'policy' as const, policy: { name: 'p', version: 1 } } }, 'startJob failed: `spec.policy` is only used by METHOD_RL, got "naive"'],
     ['an rl ablation for a baseline', { rlAblation: RlAblation.RL_ABLATION_RANDOM_POLICY }, 'startJob failed: `spec.rl_ablation` is only used by METHOD_RL, got "RL_ABLATION_RANDOM_POLICY"'],
     ['an unknown rl ablation', { rlAblation: 7 as RlAblation }, 'startJob failed: `spec.rl_ablation` must be one of RL_ABLATION_NONE, RL_ABLATION_UNTRAINED_POLICY, RL_ABLATION_RANDOM_POLICY, RL_ABLATION_CONFIDENCE_FEATURES, got 7'],
+    ['promote_policy for a baseline', { promotePolicy: true }, 'startJob failed: `spec.promote_policy` is only used by METHOD_RL, got "naive"'],
+    ['promoting under the random-policy ablation', { method: Method.METHOD_RL, promotePolicy: true, rlAblation: RlAblation.RL_ABLATION_RANDOM_POLICY }, 'startJob failed: `spec.promote_policy` needs a policy to promote; RL_ABLATION_RANDOM_POLICY asks no policy, got "RL_ABLATION_RANDOM_POLICY"'],
+    ['a frozen policy that is also trained', { method: Method.METHOD_RL, freezePolicy: true, simulatedShiftPretraining: true, onlineFinetuning: true }, 'startJob failed: `spec.freeze_policy` acts with the policy as it is and cannot be combined with training it or with an ablation, got "simulated_shift_pretraining, online_finetuning"'],
     ['a malformed job id', { jobId: 'a/b' }, 'startJob failed: `spec.job_id` must match [A-Za-z0-9][A-Za-z0-9._-]* (at most 128 characters), got "a/b"'],
   ])('StartJob refuses %s with INVALID_ARGUMENT', async (_name, change, message) => {
     const fixed = change && {

@@ -55,6 +55,10 @@ export interface AdaptOptions {
   policy?: string;
   experiment?: string;
   onlineFinetuning: boolean;
+  /** rl only: promote the policy the job ends with, so the next job starts from it. */
+  promotePolicy?: boolean;
+  /** rl only: act with the policy as it is (no episodes, no fine-tuning). */
+  freezePolicy?: boolean;
   /** rl only: an ablation of the learned policy (#21 item 7). */
   rlAblation?: RlAblationName;
   /** AdaBN before round 1 (label-free target BatchNorm statistics). */
@@ -125,6 +129,12 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
   if (opts.oracleLabels !== undefined && opts.method !== 'oracle') throw new CliError(`--oracle-labels is for --method oracle only (target labels never reach the other methods), got --method ${opts.method}`, 2);
   if (opts.method === 'oracle' && opts.oracleLabels === undefined) throw new CliError('--method oracle needs --oracle-labels DIR (the target training labels, e.g. <data>/mr-oracle/labelsTr)', 2);
   if (opts.policy !== undefined && opts.experiment !== undefined) throw new CliError('give --policy or --experiment, not both', 2);
+  for (const [flag, on] of [['--promote-policy', opts.promotePolicy], ['--freeze-policy', opts.freezePolicy]] as const) {
+    if (on === true && opts.method !== 'rl') throw new CliError(`${flag} is for --method rl only, got --method ${opts.method}`, 2);
+  }
+  if (opts.freezePolicy === true && (opts.onlineFinetuning || opts.rlAblation !== undefined)) {
+    throw new CliError(`--freeze-policy acts with the policy as it is; it cannot be combined with ${opts.onlineFinetuning ? '--online-finetuning' : `--rl-ablation ${opts.rlAblation}`}`, 2);
+  }
   const size = opts.imageSize;
   return JobSpec.fromPartial({
     jobId,
@@ -151,8 +161,10 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
     seed: opts.seed,
     ...(opts.policy !== undefined ? { agentTarget: { $case: 'policy' as const, policy: parseRef(opts.policy, '--policy') } } : {}),
     ...(opts.experiment !== undefined ? { agentTarget: { $case: 'experiment' as const, experiment: opts.experiment } } : {}),
-    simulatedShiftPretraining: opts.method === 'rl',
+    simulatedShiftPretraining: opts.method === 'rl' && opts.freezePolicy !== true,
     onlineFinetuning: opts.onlineFinetuning,
+    promotePolicy: opts.promotePolicy ?? false,
+    freezePolicy: opts.freezePolicy ?? false,
     adabn: opts.adabn ?? false,
     rlAblation: opts.rlAblation === undefined ? RlAblation.RL_ABLATION_NONE : RL_ABLATIONS[opts.rlAblation],
   });
@@ -417,6 +429,8 @@ export function adaptCommand(): Command {
     .option('--policy <name[:v]>', 'agent policy for --method rl (default purify-weights-<feature schema>, e.g. purify-weights-v2, registered on first use)')
     .option('--experiment <name>', 'agent A/B experiment for --method rl')
     .option('--online-finetuning', 'rl: also fine-tune the policy on the target with the label-free proxy reward', false)
+    .option('--promote-policy', 'rl: when the job succeeds, promote the policy version it ends with — the next job using the policy (at version 0, the default) starts from it', false)
+    .option('--freeze-policy', 'rl: act with the policy as it is (e.g. one a previous job promoted): no simulated-shift episodes, no fine-tuning', false)
     .option('--rl-ablation <kind>', `rl: an ablation of the learned policy — ${Object.keys(RL_ABLATIONS).join(', ')} (untrained: the policy acts without episodes; random: uniform random region weights; confidence-features: the agent sees only confidence and entropy)`, rlAblationArg)
     .option('--adabn', 'before round 1, re-estimate the BatchNorm statistics on the unlabelled target training images (AdaBN); with --method source-only and --init-model: that model with target statistics, no training', false)
     .option('--trainer <host:port>', 'trainer address (default: from <run-dir>/services.json, else 127.0.0.1:50154)')

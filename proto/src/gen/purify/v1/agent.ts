@@ -239,6 +239,17 @@ export interface UpdateRequest {
   minTransitions: number;
   /** Promote the new version right away. */
   promote: boolean;
+  /**
+   * The caller's context (job, data, round, phase), stored in the new version's
+   * provenance beside the agent's own keys (trigger, parent, replica, data.*,
+   * ppo.*), which cannot be given here (INVALID_ARGUMENT).
+   */
+  provenance: { [key: string]: string };
+}
+
+export interface UpdateRequest_ProvenanceEntry {
+  key: string;
+  value: string;
 }
 
 export interface UpdateResponse {
@@ -2064,7 +2075,7 @@ export const PpoHyperparameters: MessageFns<PpoHyperparameters> = {
 };
 
 function createBaseUpdateRequest(): UpdateRequest {
-  return { policy: undefined, hyperparameters: undefined, minTransitions: 0, promote: false };
+  return { policy: undefined, hyperparameters: undefined, minTransitions: 0, promote: false, provenance: {} };
 }
 
 export const UpdateRequest: MessageFns<UpdateRequest> = {
@@ -2081,6 +2092,9 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.promote !== false) {
       writer.uint32(32).bool(message.promote);
     }
+    globalThis.Object.entries(message.provenance).forEach(([key, value]: [string, string]) => {
+      UpdateRequest_ProvenanceEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
+    });
     return writer;
   },
 
@@ -2129,6 +2143,17 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
             message.promote = reader.bool();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            const entry5 = UpdateRequest_ProvenanceEntry.decode(reader, reader.uint32());
+            if (entry5.value !== undefined) {
+              message.provenance[entry5.key] = entry5.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2151,6 +2176,20 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
         ? globalThis.Number(object.min_transitions)
         : 0,
       promote: isSet(object.promote) ? globalThis.Boolean(object.promote) : false,
+      provenance: isObject(object.provenance)
+        ? (globalThis.Object.entries(object.provenance) as [string, any][]).reduce(
+          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: globalThis.String(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
     };
   },
 
@@ -2168,6 +2207,15 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
     if (message.promote !== false) {
       obj.promote = message.promote;
     }
+    if (message.provenance) {
+      const entries = globalThis.Object.entries(message.provenance) as [string, string][];
+      if (entries.length > 0) {
+        obj.provenance = {};
+        entries.forEach(([k, v]) => {
+          obj.provenance[k] = v;
+        });
+      }
+    }
     return obj;
   },
 
@@ -2184,6 +2232,102 @@ export const UpdateRequest: MessageFns<UpdateRequest> = {
       : undefined;
     message.minTransitions = object.minTransitions ?? 0;
     message.promote = object.promote ?? false;
+    message.provenance = (globalThis.Object.entries(object.provenance ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseUpdateRequest_ProvenanceEntry(): UpdateRequest_ProvenanceEntry {
+  return { key: "", value: "" };
+}
+
+export const UpdateRequest_ProvenanceEntry: MessageFns<UpdateRequest_ProvenanceEntry> = {
+  encode(message: UpdateRequest_ProvenanceEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UpdateRequest_ProvenanceEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUpdateRequest_ProvenanceEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UpdateRequest_ProvenanceEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+    };
+  },
+
+  toJSON(message: UpdateRequest_ProvenanceEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UpdateRequest_ProvenanceEntry>, I>>(base?: I): UpdateRequest_ProvenanceEntry {
+    return UpdateRequest_ProvenanceEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UpdateRequest_ProvenanceEntry>, I>>(
+    object: I,
+  ): UpdateRequest_ProvenanceEntry {
+    const message = createBaseUpdateRequest_ProvenanceEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

@@ -325,6 +325,18 @@ export interface JobSpec {
    * rl-untrained, rl-random, rl-confidence); refused for other methods.
    */
   rlAblation: RlAblation;
+  /**
+   * METHOD_RL only: when the job succeeds, promote the policy version it ends
+   * with, so the next job that uses the policy at version 0 (the default)
+   * starts from it. Refused with RL_ABLATION_RANDOM_POLICY (no policy decides).
+   */
+  promotePolicy: boolean;
+  /**
+   * METHOD_RL only: act with the policy as it is (no simulated-shift episodes,
+   * no online fine-tuning, no update) — a promoted policy used as trained.
+   * Refused with simulated_shift_pretraining, online_finetuning or an ablation.
+   */
+  freezePolicy: boolean;
 }
 
 export interface JobSpec_ReliabilityEntry {
@@ -897,6 +909,8 @@ function createBaseJobSpec(): JobSpec {
     reliability: {},
     adabn: false,
     rlAblation: 0,
+    promotePolicy: false,
+    freezePolicy: false,
   };
 }
 
@@ -951,6 +965,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     }
     if (message.rlAblation !== 0) {
       writer.uint32(128).int32(message.rlAblation);
+    }
+    if (message.promotePolicy !== false) {
+      writer.uint32(136).bool(message.promotePolicy);
+    }
+    if (message.freezePolicy !== false) {
+      writer.uint32(144).bool(message.freezePolicy);
     }
     return writer;
   },
@@ -1099,6 +1119,22 @@ export const JobSpec: MessageFns<JobSpec> = {
             message.rlAblation = reader.int32() as any;
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.promotePolicy = reader.bool();
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.freezePolicy = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1175,6 +1211,16 @@ export const JobSpec: MessageFns<JobSpec> = {
         : isSet(object.rl_ablation)
         ? rlAblationFromJSON(object.rl_ablation)
         : 0,
+      promotePolicy: isSet(object.promotePolicy)
+        ? globalThis.Boolean(object.promotePolicy)
+        : isSet(object.promote_policy)
+        ? globalThis.Boolean(object.promote_policy)
+        : false,
+      freezePolicy: isSet(object.freezePolicy)
+        ? globalThis.Boolean(object.freezePolicy)
+        : isSet(object.freeze_policy)
+        ? globalThis.Boolean(object.freeze_policy)
+        : false,
     };
   },
 
@@ -1233,6 +1279,12 @@ export const JobSpec: MessageFns<JobSpec> = {
     if (message.rlAblation !== 0) {
       obj.rlAblation = rlAblationToJSON(message.rlAblation);
     }
+    if (message.promotePolicy !== false) {
+      obj.promotePolicy = message.promotePolicy;
+    }
+    if (message.freezePolicy !== false) {
+      obj.freezePolicy = message.freezePolicy;
+    }
     return obj;
   },
 
@@ -1287,6 +1339,8 @@ export const JobSpec: MessageFns<JobSpec> = {
     );
     message.adabn = object.adabn ?? false;
     message.rlAblation = object.rlAblation ?? 0;
+    message.promotePolicy = object.promotePolicy ?? false;
+    message.freezePolicy = object.freezePolicy ?? false;
     return message;
   },
 };
