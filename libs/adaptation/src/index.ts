@@ -22,7 +22,7 @@ export { episodicReward, proxyReward, regionAccuracy, regionRewards, signedCorre
 export type { ProxyFigures, RegionRewardOptions } from './rewards';
 export { labelAgreement, organDice } from './figures';
 export { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
-export { decideRounds, DEFAULT_KEEP_BEST } from './stop-rule';
+export { CONFIDENCE_KEEP_BEST, decideRounds, SOURCE_GUARD } from './stop-rule';
 export { components, keepLargestComponents, singleStructureClasses } from './topology';
 export type { KeepBestSettings, RoundDecision, RoundProxy } from './stop-rule';
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -292,6 +292,68 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(Math.max(...teacher2.map((v, i) => Math.abs(v - (student2[i] as number))))).toBeGreaterThan(1e-4);
   });
 
+  describe('round guard (#21 item 6)', () => {
+    const flat = (w: readonly WeightSnapshot[]): number[] => w.flatMap((x) => Array.from(x.values));
+    const start = buildUNet({ depth: 2, baseWidth: 4, seed: 11, inputChannels: 1, numClasses: 2 });
+    const initialWeights = start.getWeights();
+    afterAll(() => start.dispose());
+    const guarded = (roundGuard: AdaptationOptions['roundGuard'], extra: Partial<AdaptationOptions> = {}): AdaptationOptions =>
+      options(Method.Naive, { initialWeights, roundGuard, hyperparameters: resolveHyperparameters(Method.Naive, { rounds: 3, stepsPerRound: 2, batchSize: 2, learningRate: 1e-2 }), ...extra });
+
+    it('a guard no round passes: stops after `patience` rounds and returns the starting model, also when resumed', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'guard-'));
+      try {
+        // maxSourceDrop −1: a round would need a source validation Dice 1 above the start's — impossible.
+        const o = guarded({ tolerance: null, maxSourceDrop: -1, patience: 1 }, { checkpointDir: dir });
+        const logs: string[] = [];
+        const rounds: RoundReport[] = [];
+        const res = await runAdaptation(o, { onLog: (m) => logs.push(m), onRound: (r) => rounds.push(r) });
+        try {
+          expect([res.roundsDone, res.keptRound]).toEqual([1, 0]);
+          expect(rounds[0]!.metrics['kept_round']).toBe(0);
+          expect(rounds[0]!.metrics['teacher_source_val_dice']).toEqual(expect.any(Number));
+          expect(flat(res.model.getWeights())).toEqual(flat(initialWeights));
+          expect(logs.some((m) => m.startsWith('round guard after round 1: stopping: 1 round(s) in a row'))).toBe(true);
+          const dice1 = rounds[0]!.metrics['teacher_source_val_dice']!.toFixed(3);
+          expect(logs.some((m) => /^round guard: returning the teacher of round 0 \(source validation Dice \d\.\d{3}\) instead of round 1's \(/.test(m) && m.endsWith(`(${dice1})`))).toBe(true);
+        } finally {
+          res.model.dispose();
+        }
+        expect(readdirSync(dir).filter((f) => f.startsWith('kept-'))).toEqual(['kept-r0.bin']);
+        // Resuming the stopped run trains nothing more and returns the same kept model, read from its file.
+        const again = await runAdaptation({ ...o, resume: true });
+        try {
+          expect([again.roundsDone, again.keptRound]).toEqual([1, 0]);
+          expect(flat(again.model.getWeights())).toEqual(flat(initialWeights));
+        } finally {
+          again.model.dispose();
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a guard every round passes keeps the last round: the same model as without the guard', async () => {
+      const on = await runAdaptation(guarded({ tolerance: null, maxSourceDrop: 1, patience: 2 }));
+      const off = await runAdaptation(guarded(false));
+      try {
+        expect([on.roundsDone, on.keptRound, off.keptRound]).toEqual([3, 3, undefined]);
+        expect(flat(on.model.getWeights())).toEqual(flat(off.model.getWeights()));
+      } finally {
+        on.model.dispose();
+        off.model.dispose();
+      }
+    });
+
+    it('is off where there is nothing to guard: no teacher (source-only), the student as the result', async () => {
+      const so = await runAdaptation(options(Method.SourceOnly, { hyperparameters: resolveHyperparameters(Method.SourceOnly, { rounds: 1, stepsPerRound: 1, batchSize: 2 }) }));
+      const student = await runAdaptation(guarded(undefined, { finalModel: 'student', hyperparameters: resolveHyperparameters(Method.Naive, { rounds: 1, stepsPerRound: 1, batchSize: 2 }) }));
+      expect([so.keptRound, student.keptRound]).toEqual([undefined, undefined]);
+      so.model.dispose();
+      student.model.dispose();
+    });
+  });
+
   it.each([Method.Cbst, Method.Rule, Method.Rl].map((m) => [m]))('%s with the class-balanced curriculum: every class keeps pixels in every round, the kept portion grows', async (method) => {
     const o = options(method, {
       hyperparameters: resolveHyperparameters(method, { rounds: 2, stepsPerRound: 2, batchSize: 2, ...(method === Method.Rule ? { threshold: 0.01 } : {}) }),
@@ -314,7 +376,7 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
     expect(keptPixels(rounds[1]!)).toBeGreaterThan(keptPixels(rounds[0]!));
   });
 
-  it('rule that keeps every pixel, without the class-balanced loss, trains exactly as naive (the normalisation is the only difference)', async () => {
+  it('rule that keeps every pixel trains exactly as naive; the class-balanced loss (opt-in) is the only difference', async () => {
     const losses = async (method: Method, extra: Partial<AdaptationOptions>): Promise<number[]> => {
       const o = options(method, extra);
       const out: number[] = [];
@@ -323,9 +385,9 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
       return out;
     };
     const naive = await losses(Method.Naive, {});
-    expect(await losses(Method.Rule, { classBalancedLoss: false })).toEqual(naive);
-    // With the per-class normalisation (the default) the target term differs.
-    expect(await losses(Method.Rule, {})).not.toEqual(naive);
+    expect(await losses(Method.Rule, {})).toEqual(naive);
+    // With the per-class normalisation the target term differs.
+    expect(await losses(Method.Rule, { classBalancedLoss: true })).not.toEqual(naive);
   });
 
   it('source-only from an init model is that model; with AdaBN only the BatchNorm statistics move, to the target images’ statistics', async () => {

@@ -149,6 +149,8 @@ export async function runJob(
         initialWeights: initial?.weights,
         hyperparameters: checked.hyperparameters,
         adabn: spec.adabn,
+        roundGuard: spec.hyperparameters?.keepLastRound === true ? false : undefined,
+        classBalancedLoss: spec.hyperparameters?.classBalancedLoss === true,
         sourceAugment,
         rl: spec.freezePolicy
           ? { simulatedShift: false, onlineFinetuning: false }
@@ -175,7 +177,7 @@ export async function runJob(
   const last = result.rounds[result.rounds.length - 1];
   const metrics: Metric[] = Object.entries(last?.metrics ?? {})
     .filter(([, v]) => Number.isFinite(v))
-    .map(([name, value]) => ({ name, value, split: name === 'source_val_dice' ? 'source-val' : name.startsWith('sim_') ? 'simulated-shift' : 'target-unlabelled', measuredAt: new Date() }));
+    .map(([name, value]) => ({ name, value, split: name.endsWith('source_val_dice') ? 'source-val' : name.startsWith('sim_') ? 'simulated-shift' : 'target-unlabelled', measuredAt: new Date() }));
   try {
     const commit = gitCommit();
     const version = publishSegmentationModel({
@@ -194,6 +196,7 @@ export async function runJob(
         seed: String(spec.seed),
         initModel: initText,
         rounds: String(result.roundsDone),
+        ...(result.keptRound === undefined ? {} : { keptRound: String(result.keptRound) }),
         adabn: String(spec.adabn),
         ...(spec.rlAblation ? { rlAblation: RlAblation[spec.rlAblation] } : {}),
         stepsPerRound: String(checked.hyperparameters.stepsPerRound),

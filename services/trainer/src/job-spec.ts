@@ -125,6 +125,9 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
       throw err;
     }
   }
+  if (spec.hyperparameters?.classBalancedLoss === true && method !== Method.Cbst && method !== Method.Rule && method !== Method.Rl) {
+    throw validate.invalid('spec.hyperparameters.class_balanced_loss', 'is only used by METHOD_CBST, METHOD_RULE and METHOD_RL', method);
+  }
   const hyperparameters = hyperparametersOf(spec, method);
   const size = spec.hyperparameters?.imageSizeYx ?? [];
   if (size.length !== 0 && (size.length !== 2 || size.some((d) => !Number.isInteger(d) || d < 8 || d > 4096 || d % 8 !== 0))) {

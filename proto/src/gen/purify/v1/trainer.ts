@@ -277,6 +277,19 @@ export interface TrainingHyperparameters {
    */
   keptPortionStart: number;
   keptPortionEnd: number;
+  /**
+   * Turn the round guard off: publish the last round's teacher even when its
+   * Dice on the source validation volumes fell more than 0.02 below the
+   * starting model's (by default the job keeps the latest round that did not,
+   * and stops after two rounds in a row that did).
+   */
+  keepLastRound: boolean;
+  /**
+   * METHOD_CBST / METHOD_RULE / METHOD_RL: normalise the target loss per class
+   * (each class's kept pixels get the same total weight). Off by default: it
+   * drifts from the second or third round on (docs/adaptation.md).
+   */
+  classBalancedLoss: boolean;
 }
 
 export interface JobSpec {
@@ -614,6 +627,8 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     pixelGate: 0,
     keptPortionStart: 0,
     keptPortionEnd: 0,
+    keepLastRound: false,
+    classBalancedLoss: false,
   };
 }
 
@@ -655,6 +670,12 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     }
     if (message.keptPortionEnd !== 0) {
       writer.uint32(93).float(message.keptPortionEnd);
+    }
+    if (message.keepLastRound !== false) {
+      writer.uint32(96).bool(message.keepLastRound);
+    }
+    if (message.classBalancedLoss !== false) {
+      writer.uint32(104).bool(message.classBalancedLoss);
     }
     return writer;
   },
@@ -770,6 +791,22 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
             message.keptPortionEnd = reader.float();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.keepLastRound = reader.bool();
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.classBalancedLoss = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -831,6 +868,16 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         : isSet(object.kept_portion_end)
         ? globalThis.Number(object.kept_portion_end)
         : 0,
+      keepLastRound: isSet(object.keepLastRound)
+        ? globalThis.Boolean(object.keepLastRound)
+        : isSet(object.keep_last_round)
+        ? globalThis.Boolean(object.keep_last_round)
+        : false,
+      classBalancedLoss: isSet(object.classBalancedLoss)
+        ? globalThis.Boolean(object.classBalancedLoss)
+        : isSet(object.class_balanced_loss)
+        ? globalThis.Boolean(object.class_balanced_loss)
+        : false,
     };
   },
 
@@ -869,6 +916,12 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.keptPortionEnd !== 0) {
       obj.keptPortionEnd = floatToJson(message.keptPortionEnd);
     }
+    if (message.keepLastRound !== false) {
+      obj.keepLastRound = message.keepLastRound;
+    }
+    if (message.classBalancedLoss !== false) {
+      obj.classBalancedLoss = message.classBalancedLoss;
+    }
     return obj;
   },
 
@@ -888,6 +941,8 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.pixelGate = object.pixelGate ?? 0;
     message.keptPortionStart = object.keptPortionStart ?? 0;
     message.keptPortionEnd = object.keptPortionEnd ?? 0;
+    message.keepLastRound = object.keepLastRound ?? false;
+    message.classBalancedLoss = object.classBalancedLoss ?? false;
     return message;
   },
 };
