@@ -152,7 +152,7 @@ export async function runStudy(url: string | DicomWebClient, studyUid: string, s
   const selection = selectSeries(infos, options.selection);
   const chosen = selection.selected;
   if (!chosen) throw new DicomError(DicomErrorKind.NoSeries, `study ${studyUid}: no series matches the selection rules: ${describeCandidates(selection.candidates)}`);
-  log({ level: 'info', event: 'series-selected', studyInstanceUid: studyUid, message: `selected ${chosen.seriesInstanceUid} ("${chosen.seriesDescription}", ${chosen.numberOfInstances} instances)`, seriesInstanceUid: chosen.seriesInstanceUid, candidates: selection.candidates.map((c) => ({ seriesInstanceUid: c.series.seriesInstanceUid, rejected: c.rejected })) });
+  log({ level: 'info', event: 'series-selected', studyInstanceUid: studyUid, message: `selected ${chosen.seriesInstanceUid} (${chosen.modality}, ${chosen.numberOfInstances} instances)`, seriesInstanceUid: chosen.seriesInstanceUid, candidates: selection.candidates.map((c) => ({ seriesInstanceUid: c.series.seriesInstanceUid, rejected: c.rejected })) });
 
   // 2. Already done?
   const segUid = segSeriesUid(chosen.seriesInstanceUid, key);

@@ -63,7 +63,7 @@ describe('selectSeries', () => {
       'modality MR is not one of CT',
       'modality SEG is not an image series',
       'ImageType marks it a LOCALIZER',
-      'description "scout" matches the exclusion /scout/i',
+      'SeriesDescription matches the exclusion /scout/i',
       'ImageType [DERIVED\\SECONDARY] lacks ORIGINAL',
       '2 instance(s), fewer than 3',
     ]);

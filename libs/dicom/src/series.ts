@@ -95,8 +95,9 @@ export function ruleFailure(series: SeriesInfo, rules: SeriesSelection): string 
   const modalities = rules.modalities ?? DEFAULT_SELECTION.modalities;
   if (NON_IMAGE_MODALITIES.has(series.modality)) return `modality ${series.modality} is not an image series`;
   if (!modalities.includes(series.modality)) return `modality ${series.modality || '(none)'} is not one of ${modalities.join(', ')}`;
-  if (rules.descriptionPattern && !rules.descriptionPattern.test(series.seriesDescription)) return `description "${series.seriesDescription}" does not match ${String(rules.descriptionPattern)}`;
-  if (rules.excludeDescriptionPattern?.test(series.seriesDescription)) return `description "${series.seriesDescription}" matches the exclusion ${String(rules.excludeDescriptionPattern)}`;
+  // The description is free text a site may have typed patient details into: the reason names the rule, never the text.
+  if (rules.descriptionPattern && !rules.descriptionPattern.test(series.seriesDescription)) return `SeriesDescription does not match ${String(rules.descriptionPattern)}`;
+  if (rules.excludeDescriptionPattern?.test(series.seriesDescription)) return `SeriesDescription matches the exclusion ${String(rules.excludeDescriptionPattern)}`;
   const missing = (rules.requiredImageType ?? []).filter((t) => !series.imageType.includes(t.toUpperCase()));
   if (missing.length > 0) return `ImageType [${series.imageType.join('\\')}] lacks ${missing.join(', ')}`;
   if (series.imageType.includes('LOCALIZER')) return 'ImageType marks it a LOCALIZER';
@@ -139,9 +140,9 @@ export function selectSeries<T extends SeriesInfo>(series: readonly T[], rules: 
   return { selected, candidates };
 }
 
-/** One line per series: why none was chosen (for NoSeries errors and logs). */
+/** One line per series: why none was chosen (for NoSeries errors and logs; never the free-text SeriesDescription). */
 export function describeCandidates(candidates: readonly SeriesCandidate[]): string {
-  return candidates.map((c) => `${c.series.seriesInstanceUid} (${c.series.modality || '?'}, "${c.series.seriesDescription}", ${c.series.numberOfInstances} instance(s)): ${c.rejected ?? 'selected'}`).join('; ');
+  return candidates.map((c) => `${c.series.seriesInstanceUid} (${c.series.modality || '?'}, ${c.series.numberOfInstances} instance(s)): ${c.rejected ?? 'selected'}`).join('; ');
 }
 
 /** What a slice of the volume came from (index k of the volume = slices[k]). */

@@ -306,7 +306,7 @@ describe('PACS pipeline against Orthanc in its own network namespace', () => {
     await expect(runStudy(orthanc.dicomWebUrl, mrSmallStudy, fakeSegment)).rejects.toThrow(
       new DicomError(
         'no-series',
-        `study ${mrSmallStudy}: no series matches the selection rules: 1.3.6.1.4.1.5962.1.3.4.1.20040826185059.5457 (MR, "", 1 instance(s)): modality MR is not one of CT`,
+        `study ${mrSmallStudy}: no series matches the selection rules: 1.3.6.1.4.1.5962.1.3.4.1.20040826185059.5457 (MR, 1 instance(s)): modality MR is not one of CT`,
       ),
     );
   });

@@ -12,6 +12,7 @@ import { decoded } from './decoding';
 import { ErrorCode, PurifyError, toGrpcError } from './errors';
 import type { Logger } from './logger';
 import { recordRpc } from './metrics';
+import { redactForLog } from './redact';
 import { bindTraceContext } from './tracing';
 
 /** What a handler knows about the call it serves. */
@@ -114,7 +115,7 @@ function logOutcome(env: HandlerEnv, method: string, started: number, err?: Puri
   const fields = { method, durationMs: Math.round(elapsedMs * 10) / 10 };
   if (!err) env.logger.debug('rpc ok', fields);
   else if (err.code === ErrorCode.Internal) env.logger.error('rpc failed', { ...fields, code: err.code, error: err, cause: err.cause });
-  else env.logger.info('rpc refused', { ...fields, code: err.code, error: err.message });
+  else env.logger.info('rpc refused', { ...fields, code: err.code, error: redactForLog(err.message) });
 }
 
 function begin(env: HandlerEnv, call: AnyServerCall, name: string): Context {

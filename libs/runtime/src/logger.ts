@@ -1,4 +1,5 @@
 import { context, trace } from '@opentelemetry/api';
+import { redactForLog } from './redact';
 
 /** Log levels, most verbose first. */
 export const LogLevel = {
@@ -62,10 +63,10 @@ export class Logger {
   }
 }
 
-/** Errors serialise as name/message/code (and their cause), not as `{}`. */
+/** Errors serialise as name/message/code (and their cause), not as `{}`; the message without quoted values or paths ({@link redactForLog}). */
 function errorReplacer(_key: string, value: unknown): unknown {
   if (value instanceof Error) {
-    const out: LogFields = { name: value.name, message: value.message };
+    const out: LogFields = { name: value.name, message: redactForLog(value.message) };
     const code = (value as { code?: unknown }).code;
     if (code !== undefined) out['code'] = code;
     if (value.cause !== undefined) out['cause'] = value.cause;

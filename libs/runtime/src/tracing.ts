@@ -1,5 +1,6 @@
 import { context, ROOT_CONTEXT, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import type { CallContext } from './handlers';
+import { redactForLog } from './redact';
 import { version as VERSION } from '../package.json';
 
 /**
@@ -106,7 +107,7 @@ export function startSpan(name: string, options: StartSpanOptions = {}): OpenSpa
     end: (error) => {
       if (ended) return;
       ended = true;
-      if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : JSON.stringify(error) });
+      if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: redactForLog(error instanceof Error ? error.message : JSON.stringify(error)) });
       span.end();
     },
   };

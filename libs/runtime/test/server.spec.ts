@@ -46,11 +46,11 @@ afterEach(async () => {
 });
 
 /** Starts an agent-shaped server whose Act runs `act`. */
-async function serve(act: (req: ActRequest, ctx: CallContext) => Promise<ActResponse> | ActResponse, overrides: Partial<ServerSettings> = {}) {
+async function serve(act: (req: ActRequest, ctx: CallContext) => Promise<ActResponse> | ActResponse, overrides: Partial<ServerSettings> = {}, logger: Logger = quiet) {
   const server = await startServer({
     kind: 'agent',
     settings: { ...settings, ...overrides },
-    logger: quiet,
+    logger,
     definition: AgentServiceService,
     capabilities: () => ({ 'test.capability': 'yes' }),
     implementation: (env: HandlerEnv) => ({ act: unary<ActRequest, ActResponse>(env, 'Act', act) }),
@@ -156,18 +156,28 @@ describe('service runtime over real gRPC', () => {
     expect(downstreamRemainingMs).toBeGreaterThan(0);
   });
 
-  it('maps a thrown PurifyError to its status and any other error to INTERNAL without a stack', async () => {
-    const server = await serve((req) => {
-      if (req.routingKey === 'bad') throw PurifyError.invalidArgument('`routing_key` must not be "bad", got "bad"');
-      throw new TypeError('cannot read x of undefined');
-    });
+  it('maps a thrown PurifyError to its status and any other error to INTERNAL without a stack; its log lines withhold the values', async () => {
+    const lines: string[] = [];
+    const server = await serve(
+      (req) => {
+        if (req.routingKey === 'bad') throw PurifyError.invalidArgument('`routing_key` must not be "bad", got "/data/DOE_JANE/bad"');
+        throw new TypeError("cannot open '/data/DOE_JANE/x'");
+      },
+      {},
+      new Logger(LogLevel.Info, {}, (line) => lines.push(line)),
+    );
     const c = client([server.address]);
     const invalid = await rejection(unaryCall(c, 'act', actRequest('bad')));
     expect(invalid.code).toBe('INVALID_ARGUMENT');
-    expect(invalid.message).toBe('act failed: `routing_key` must not be "bad", got "bad"');
+    // The caller sees what it sent; the service's log keeps neither the quoted value nor the path (#25 item 11).
+    expect(invalid.message).toBe('act failed: `routing_key` must not be "bad", got "/data/DOE_JANE/bad"');
     const internal = await rejection(unaryCall(c, 'act', actRequest('other')));
     expect(internal.code).toBe('INTERNAL');
-    expect(internal.message).toBe('act failed: cannot read x of undefined');
+    expect(internal.message).toBe("act failed: cannot open '/data/DOE_JANE/x'");
+    const logged = lines.map((l) => JSON.parse(l) as { msg: string; error: string | { message: string } });
+    expect(logged.find((l) => l.msg === 'rpc refused')?.error).toBe('`routing_key` must not be ‹3 characters›, got ‹18 characters›');
+    expect(logged.find((l) => l.msg === 'rpc failed')?.error).toMatchObject({ message: "cannot open '‹path›'" });
+    expect(lines.join('\n')).not.toMatch(/DOE_JANE/);
   });
 
   it.each([

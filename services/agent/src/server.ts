@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { AgentServiceService, type AgentServiceServer, type FeatureMatrix } from '@purify/proto';
 import { Agent, AGENT_DEFAULTS, RegistryError, formatRef } from '@purify/policy-registry';
 import { DEFAULT_PPO_CONFIG, RlError, createPolicy, deserializePolicy, selectRlBackend } from '@purify/rl';
-import { PurifyError, SpanAttr, addSpanAttributes, opt, runService, serverSchema, serviceMetrics, unary, validate, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
+import { PurifyError, SpanAttr, addSpanAttributes, opt, redactForLog, runService, serverSchema, serviceMetrics, unary, validate, type DomainHandlers, type ServiceDefinitionSpec } from '@purify/runtime';
 import { armsFromWire, experimentToWire, metricsToWire, ppoFromWire, refFromWire, refToWire, specFromWire, versionToWire } from './convert';
 
 const schema = {
@@ -56,7 +56,7 @@ export const agentService: ServiceDefinitionSpec<typeof schema> = {
       maxBufferedDecisions: config.maxBufferedDecisions,
       autoUpdateTransitions: config.autoUpdateTransitions,
       autoPromote: config.autoPromote,
-      onAutoUpdateError: (policy, error) => logger.warn('automatic update failed', { policy: formatRef(policy), error: error instanceof Error ? error.message : String(error) }),
+      onAutoUpdateError: (policy, error) => logger.warn('automatic update failed', { policy: formatRef(policy), error: redactForLog(error instanceof Error ? error.message : String(error)) }),
       // purify_agent_rewards_total / _reward_sum by the version that decided; purify_loaded_version{purify_kind="policy"} = the promoted version.
       onReward: (policy, reward) => serviceMetrics.agentReward(reward, policy),
       onPromoted: (policy) => serviceMetrics.loadedVersion('policy', policy.name, policy.version),

@@ -4,14 +4,14 @@
  * as its own process (services never import each other) on port 0, the
  * reliability service in-process.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ServiceError } from '@grpc/grpc-js';
 import { BorderMode as ProtoBorderMode, MapKind, ReliabilityServiceClient, type ReliabilityConfig, type ScoreSetup } from '@purify/proto';
-import { createClient, startInProcess, type ReadyMessage, type RunningServer } from '@purify/runtime';
+import { createClient, serviceMain, startInProcess, startServiceProcess, type RunningServer, type ServiceProcess } from '@purify/runtime';
 import { FEATURE_INDEX, FEATURE_SCHEMA, NUM_FEATURES } from '@purify/reliability';
 import { reliabilityService } from '../src';
 import { header, score } from './score-client';
@@ -20,39 +20,22 @@ const TSX = pathToFileURL(require.resolve('tsx')).href;
 const NODE_FLAGS = [`--import=${TSX}`, '--conditions=@purify/source'];
 
 let artifacts: string;
-let segmenter: ChildProcess;
+let segmenter: ServiceProcess | undefined;
 let server: RunningServer;
 let client: ReliabilityServiceClient;
-
-function startSegmenter(dir: string): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, join(__dirname, '../../segmenter/src/main.ts'), '--port', '0', '--artifacts-dir', dir, '--log-level', 'warn', '--intra-op-threads', '1'], {
-    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('message', (m: ReadyMessage) => m.type === 'purify.ready' && resolve({ child, address: m.address }));
-    child.on('exit', (code) => reject(new Error(`segmenter exited with ${code}: ${stderr}`)));
-  });
-}
 
 beforeAll(async () => {
   artifacts = mkdtempSync(join(tmpdir(), 'reliability-e2e-'));
   execFileSync(process.execPath, [...NODE_FLAGS, join(__dirname, 'fixtures/publish-unet.mjs'), artifacts, 'tiny'], { encoding: 'utf8' });
-  const started = await startSegmenter(artifacts);
-  segmenter = started.child;
-  server = await startInProcess(reliabilityService, ['--port', '0', '--segmenter-addresses', started.address]);
+  segmenter = await startServiceProcess(serviceMain(resolve(__dirname, '../../..'), 'segmenter'), ['--port', '0', '--artifacts-dir', artifacts, '--log-level', 'warn', '--intra-op-threads', '1']);
+  server = await startInProcess(reliabilityService, ['--port', '0', '--segmenter-addresses', segmenter.address]);
   client = createClient(ReliabilityServiceClient, 'reliability', { addresses: [server.address], defaultTimeoutMs: 30_000 });
 });
 
 afterAll(async () => {
   client?.close();
   await server?.shutdown();
-  if (segmenter && segmenter.exitCode === null) {
-    const exited = new Promise((r) => segmenter.once('exit', r));
-    segmenter.kill('SIGTERM');
-    await exited;
-  }
+  await segmenter?.stop();
   rmSync(artifacts, { recursive: true, force: true });
 });
 

@@ -17,14 +17,14 @@
  *   unread on its connections (the kernel's receive queue, /proc/net/tcp):
  *   calls are certainly in flight when it dies.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BorderMode as ProtoBorderMode, ReliabilityServiceClient, type ReliabilityConfig, type ScoreResult, type ScoreSetup } from '@purify/proto';
-import { createClient, freeLoopbackPort, startInProcess, unaryCall, type ReadyMessage, type RunningServer } from '@purify/runtime';
+import { createClient, freeLoopbackPort, startInProcess, startServiceProcess, unaryCall, type RunningServer } from '@purify/runtime';
 import { reliabilityService } from '../src';
 import { header, score } from './score-client';
 
@@ -39,6 +39,7 @@ interface Segmenter {
   readonly child: ChildProcess;
   readonly address: string;
   readonly metricsUrl: string;
+  readonly stop: () => Promise<void>;
 }
 
 let artifacts: string;
@@ -53,18 +54,9 @@ let referenceSegmenterCalls: number;
 
 
 /** One segmenter process on port 0 with a Prometheus endpoint; resolves on its ready message. */
-function startSegmenterOnce(metricsPort: number): Promise<Segmenter> {
-  const child = spawn(
-    process.execPath,
-    [...NODE_FLAGS, SEGMENTER_MAIN, '--port', '0', '--artifacts-dir', artifacts, '--log-level', 'warn', '--intra-op-threads', '1', '--inter-op-threads', '1', '--metrics-port', String(metricsPort)],
-    { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
-  );
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('message', (m: ReadyMessage) => m.type === 'purify.ready' && resolve({ child, address: m.address, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` }));
-    child.once('exit', (code) => reject(new Error(`segmenter exited with ${code}: ${stderr}`)));
-  });
+async function startSegmenterOnce(metricsPort: number): Promise<Segmenter> {
+  const p = await startServiceProcess(SEGMENTER_MAIN, ['--port', '0', '--artifacts-dir', artifacts, '--log-level', 'warn', '--intra-op-threads', '1', '--inter-op-threads', '1', '--metrics-port', String(metricsPort)]);
+  return { child: p.child, address: p.address, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`, stop: p.stop };
 }
 
 /** Retries with another metrics port when the chosen one was taken in the meantime. */
@@ -223,14 +215,7 @@ afterAll(async () => {
   client?.close();
   referenceClient?.close();
   await Promise.all([...replicas, referenceServer].filter((s) => s !== undefined).map((s) => s.shutdown()));
-  await Promise.all(
-    segmenters.map((s) => {
-      if (s.child.exitCode !== null || s.child.signalCode !== null) return Promise.resolve();
-      const exited = new Promise<void>((r) => s.child.once('exit', () => r()));
-      s.child.kill('SIGTERM');
-      return exited;
-    }),
-  );
+  await Promise.all(segmenters.map((s) => s.stop()));
   if (artifacts) rmSync(artifacts, { recursive: true, force: true });
 });
 

@@ -17,7 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { JobSpec, JobState, Job, type JobEvent, type RoundSnapshot as RoundSnapshotMessage } from '@purify/proto';
-import { ErrorCode, PurifyError, serviceMetrics, type Logger } from '@purify/runtime';
+import { ErrorCode, PurifyError, redactForLog, serviceMetrics, type Logger } from '@purify/runtime';
 import type { RoundReport, RoundSnapshot, StepReport, WeightStatistics } from '@purify/adaptation';
 import { checkSpec, type CheckedSpec } from './job-spec';
 import { runJob, type RunnerSettings } from './job-runner';
@@ -328,7 +328,7 @@ export class JobManager {
         return;
       }
       const message = err instanceof Error ? err.message : String(err);
-      log.warn('job failed', { job: job.jobId, error: message });
+      log.warn('job failed', { job: job.jobId, error: redactForLog(message) });
       this.setState(e, JobState.JOB_STATE_FAILED, `${message} — resume with StartJob and the same job_id and spec once the cause is fixed`);
     } finally {
       e.abort = undefined;

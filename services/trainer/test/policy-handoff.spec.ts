@@ -6,57 +6,39 @@
  * (`freeze_policy`) loads exactly that version and acts with it unchanged;
  * job C (the default, continue training) starts its updates from it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join, resolve } from 'node:path';
 import { AgentServiceClient, JobSpec, JobState, Method, PolicyStage, TrainerServiceClient, type Job, type JobEvent, type PolicyVersion } from '@purify/proto';
-import { createClient, startInProcess, unaryCall, type ReadyMessage, type RunningServer } from '@purify/runtime';
+import { createClient, serviceMain, startInProcess, startServiceProcess, unaryCall, type RunningServer, type ServiceProcess } from '@purify/runtime';
 import { trainerService } from '../src';
 import { DEFAULT_POLICY } from '../src/remote-ports';
 import { watch, writeData } from './fixtures';
 
 let data: string;
 let dir: string;
-let agentProcess: ChildProcess;
+let agentProcess: ServiceProcess | undefined;
 let trainerServer: RunningServer;
 let agent: AgentServiceClient;
 let trainer: TrainerServiceClient;
 
-const NODE_FLAGS = [`--import=${pathToFileURL(require.resolve('tsx')).href}`, '--conditions=@purify/source'];
-
-function startAgent(store: string): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, join(__dirname, '../../agent/src/main.ts'), '--port', '0', '--artifacts-dir', store, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('message', (m: ReadyMessage) => m.type === 'purify.ready' && resolve({ child, address: m.address }));
-    child.on('exit', (code) => reject(new Error(`agent exited with ${code}: ${stderr}`)));
-  });
-}
-
 beforeAll(async () => {
   data = writeData();
   dir = mkdtempSync(join(tmpdir(), 'trainer-handoff-'));
-  const started = await startAgent(join(dir, 'agent-store'));
-  agentProcess = started.child;
+  agentProcess = await startServiceProcess(serviceMain(resolve(__dirname, '../../..'), 'agent'), ['--port', '0', '--artifacts-dir', join(dir, 'agent-store'), '--log-level', 'warn']);
+  const agentAddress = agentProcess.address;
   trainerServer = await startInProcess(trainerService, [
-    '--port', '0', '--inference', 'local', '--artifacts-dir', join(dir, 'trainer'), '--agent-addresses', started.address,
+    '--port', '0', '--inference', 'local', '--artifacts-dir', join(dir, 'trainer'), '--agent-addresses', agentAddress,
     '--call-attempts', '2', '--call-backoff-ms', '10', '--call-timeout-ms', '20000', '--shutdown-grace-ms', '200',
   ]);
-  agent = createClient(AgentServiceClient, 'agent', { addresses: [started.address], defaultTimeoutMs: 20_000 });
+  agent = createClient(AgentServiceClient, 'agent', { addresses: [agentAddress], defaultTimeoutMs: 20_000 });
   trainer = createClient(TrainerServiceClient, 'trainer', { addresses: [trainerServer.address], defaultTimeoutMs: 20_000 });
 });
 afterAll(async () => {
   agent?.close();
   trainer?.close();
   await trainerServer?.shutdown();
-  if (agentProcess && agentProcess.exitCode === null) {
-    const exited = new Promise((r) => agentProcess.once('exit', r));
-    agentProcess.kill('SIGTERM');
-    await exited;
-  }
+  await agentProcess?.stop();
   rmSync(data, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
 });

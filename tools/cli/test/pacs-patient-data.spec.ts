@@ -73,6 +73,8 @@ const PATIENT = {
   AccessionNumber: { value: 'ACC-88214-Z', parts: ['ACC-88214-Z', '88214'] },
   InstitutionName: { value: 'ST ELSEWHERE GENERAL', parts: ['ST ELSEWHERE GENERAL', 'ELSEWHERE'] },
   ReferringPhysicianName: { value: 'KILDARE^JAMES', parts: ['KILDARE^JAMES', 'KILDARE', 'JAMES'] },
+  // Free text a technologist typed the patient into (#25 item 11: it reached the CLI's series-selected line).
+  SeriesDescription: { value: 'ABDOMEN CT JANE DOE FOLLOW-UP', parts: ['ABDOMEN CT JANE DOE FOLLOW-UP', 'FOLLOW-UP'] },
 } as const;
 
 /** `needle` as a word of its own, case-insensitive: not inside a longer word, number or dotted number. */
@@ -88,7 +90,7 @@ const rng = new Rng(73);
 const ct = renderCase(sampleAnatomy(rng), 'ct', { size: 48, slices: 8, fovMm: 384, sliceMm: 6 }, rng).image;
 const series = writeSeries(ct, {
   rescaleIntercept: -1024,
-  seriesDescription: 'abdomen CT',
+  seriesDescription: PATIENT.SeriesDescription.value,
   imageType: ['ORIGINAL', 'PRIMARY', 'AXIAL'],
   patientName: PATIENT.PatientName.value,
   patientId: PATIENT.PatientID.value,
