@@ -150,7 +150,7 @@ export async function runJob(
         hyperparameters: checked.hyperparameters,
         adabn: spec.adabn,
         roundGuard: spec.hyperparameters?.keepLastRound === true ? false : undefined,
-        classBalancedLoss: spec.hyperparameters?.classBalancedLoss === true,
+        classBalancedLoss: spec.hyperparameters?.uniformTargetLoss !== true,
         sourceAugment,
         rl: spec.freezePolicy
           ? { simulatedShift: false, onlineFinetuning: false }

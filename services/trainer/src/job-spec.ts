@@ -125,8 +125,8 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
       throw err;
     }
   }
-  if (spec.hyperparameters?.classBalancedLoss === true && method !== Method.Cbst && method !== Method.Rule && method !== Method.Rl) {
-    throw validate.invalid('spec.hyperparameters.class_balanced_loss', 'is only used by METHOD_CBST, METHOD_RULE and METHOD_RL', method);
+  if (spec.hyperparameters?.uniformTargetLoss === true && method !== Method.Cbst && method !== Method.Rule && method !== Method.Rl) {
+    throw validate.invalid('spec.hyperparameters.uniform_target_loss', 'is only used by METHOD_CBST, METHOD_RULE and METHOD_RL (the others weigh every pixel alike anyway)', method);
   }
   const hyperparameters = hyperparametersOf(spec, method);
   const size = spec.hyperparameters?.imageSizeYx ?? [];

@@ -7,11 +7,11 @@
  *
  * The claim checked: for this seed and schedule, `rl` raises the organ-average
  * target Dice over `source-only`. The run is seeded and reproducible (the demo
- * at 3 rounds × 100 steps gives source-only 0.871, rl 0.906 on the 2-core VM
- * with the native kernels, 2026-12-08); a change that loses the gain fails here. Target test labels are read by the benchmark's
+ * gives source-only 0.871, rl 0.890 on the 2-core VM with the native kernels,
+ * CI at 9fbf7bb, 2026-12-07); a change that loses the gain fails here. Target test labels are read by the benchmark's
  * evaluation only — never by the trainer (libs/adaptation/src/data.spec.ts, "target labels never reach training code").
  *
- * About 6 minutes on 2 cores with the native kernels; the only long test in `npm test`.
+ * About 2 minutes on 2 cores (4 without the native kernels); the only long test in `npm test`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

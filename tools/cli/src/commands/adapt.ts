@@ -49,8 +49,8 @@ export interface AdaptOptions {
   keptPortion?: { start: number; end: number };
   /** No round guard: publish the last round's teacher. */
   keepLastRound?: boolean;
-  /** cbst, rule, rl: normalise the target loss per class. */
-  classBalancedLoss?: boolean;
+  /** cbst, rule, rl: weigh every kept target pixel alike (no per-class normalisation). */
+  uniformTargetLoss?: boolean;
   seed: number;
   initModel?: string;
   outputModel?: string;
@@ -162,7 +162,7 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
       keptPortionEnd: opts.keptPortion?.end ?? 0,
       imageSizeYx: size === undefined ? [] : [size, size],
       keepLastRound: opts.keepLastRound ?? false,
-      classBalancedLoss: opts.classBalancedLoss ?? false,
+      uniformTargetLoss: opts.uniformTargetLoss ?? false,
     },
     seed: opts.seed,
     ...(opts.policy !== undefined ? { agentTarget: { $case: 'policy' as const, policy: parseRef(opts.policy, '--policy') } } : {}),
@@ -421,14 +421,14 @@ export function adaptCommand(): Command {
     .option('--rounds <n>', 'adaptation rounds (default: the trainer default)', intArg(1, 1000))
     .option('--steps-per-round <n>', 'training steps per round', intArg(1, 1_000_000))
     .option('--batch-size <n>', 'slices per step (half source, half target)', intArg(1, 1024))
-    .option('--learning-rate <x>', 'peak learning rate of the student (default: the trainer default, 3e-4)', numberArg(0, 1, { min: true }))
+    .option('--learning-rate <x>', 'peak learning rate of the student (default: the trainer default, 1e-4)', numberArg(0, 1, { min: true }))
     .option('--target-weight <x>', 'λ, the factor of the target pseudo-label term (default 1)', numberArg(0, 100, { min: true }))
     .option('--ema-decay <x>', 'cap α of the EMA teacher momentum (default 0.99)', numberArg(0, 1, { min: true, max: true }))
     .option('--threshold <x>', 'confidence: max-probability threshold (default 0.968); rule: reliability-score threshold (default 0.5)', numberArg(0, 1, { min: true }))
     .option('--pixel-gate <x>', 'rule, rl: a fixed gate instead of the class-balanced curriculum — pixels whose pseudo-label max-probability is below x get weight 0 (≤ 1/classes keeps every pixel)', numberArg(0, 1, { min: true }))
     .option('--kept-portion <start,end>', 'cbst, rule, rl: portion of each class\'s most confident pixels kept in the first and last round (default 0.2,0.8)', keptPortionArg)
     .option('--keep-last-round', 'publish the last round\'s teacher even when its source validation Dice fell more than 0.02 below the starting model\'s (default: the round guard keeps the latest round that did not, and stops after two that did)', false)
-    .option('--class-balanced-loss', 'cbst, rule, rl: normalise the target loss per class (off by default: it drifts after two or three rounds)', false)
+    .option('--uniform-target-loss', 'cbst, rule, rl: weigh every kept target pixel alike instead of normalising the target loss per class — for more than two or three rounds, where the normalisation drifts', false)
     .option('--seed <n>', 'seed of everything random in the job', intArg(0, 2 ** 31 - 1), 1)
     .option('--init-model <name[:v]>', 'starting (source) model in the registry')
     .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')

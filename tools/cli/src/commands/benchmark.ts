@@ -678,8 +678,8 @@ const BENCHMARK_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   slices: 32,
   sourceSteps: SOURCE_SCHEDULE.maxSteps,
   augment: SOURCE_SCHEDULE.augment,
-  rounds: 3,
-  stepsPerRound: 100,
+  rounds: 2,
+  stepsPerRound: 50,
   batchSize: 8,
   oracleSteps: 300,
 };
@@ -694,6 +694,8 @@ const DEMO_DEFAULTS: Omit<BenchmarkOptions, 'command'> = {
   trainCases: 12,
   testCases: 4,
   sourceSteps: 1500,
+  rounds: 2,
+  stepsPerRound: 30,
 };
 
 export function benchmarkCommand(): Command {

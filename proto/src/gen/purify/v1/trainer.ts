@@ -285,11 +285,12 @@ export interface TrainingHyperparameters {
    */
   keepLastRound: boolean;
   /**
-   * METHOD_CBST / METHOD_RULE / METHOD_RL: normalise the target loss per class
-   * (each class's kept pixels get the same total weight). Off by default: it
-   * drifts from the second or third round on (docs/adaptation.md).
+   * METHOD_CBST / METHOD_RULE / METHOD_RL: weigh every kept target pixel alike
+   * instead of normalising the target loss per class (each class's kept pixels
+   * the same total weight, the default). For schedules longer than two or
+   * three rounds, where the normalisation drifts (docs/adaptation.md).
    */
-  classBalancedLoss: boolean;
+  uniformTargetLoss: boolean;
 }
 
 export interface JobSpec {
@@ -628,7 +629,7 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     keptPortionStart: 0,
     keptPortionEnd: 0,
     keepLastRound: false,
-    classBalancedLoss: false,
+    uniformTargetLoss: false,
   };
 }
 
@@ -674,8 +675,8 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.keepLastRound !== false) {
       writer.uint32(96).bool(message.keepLastRound);
     }
-    if (message.classBalancedLoss !== false) {
-      writer.uint32(104).bool(message.classBalancedLoss);
+    if (message.uniformTargetLoss !== false) {
+      writer.uint32(104).bool(message.uniformTargetLoss);
     }
     return writer;
   },
@@ -804,7 +805,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
               break;
             }
 
-            message.classBalancedLoss = reader.bool();
+            message.uniformTargetLoss = reader.bool();
             continue;
           }
         }
@@ -873,10 +874,10 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         : isSet(object.keep_last_round)
         ? globalThis.Boolean(object.keep_last_round)
         : false,
-      classBalancedLoss: isSet(object.classBalancedLoss)
-        ? globalThis.Boolean(object.classBalancedLoss)
-        : isSet(object.class_balanced_loss)
-        ? globalThis.Boolean(object.class_balanced_loss)
+      uniformTargetLoss: isSet(object.uniformTargetLoss)
+        ? globalThis.Boolean(object.uniformTargetLoss)
+        : isSet(object.uniform_target_loss)
+        ? globalThis.Boolean(object.uniform_target_loss)
         : false,
     };
   },
@@ -919,8 +920,8 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.keepLastRound !== false) {
       obj.keepLastRound = message.keepLastRound;
     }
-    if (message.classBalancedLoss !== false) {
-      obj.classBalancedLoss = message.classBalancedLoss;
+    if (message.uniformTargetLoss !== false) {
+      obj.uniformTargetLoss = message.uniformTargetLoss;
     }
     return obj;
   },
@@ -942,7 +943,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.keptPortionStart = object.keptPortionStart ?? 0;
     message.keptPortionEnd = object.keptPortionEnd ?? 0;
     message.keepLastRound = object.keepLastRound ?? false;
-    message.classBalancedLoss = object.classBalancedLoss ?? false;
+    message.uniformTargetLoss = object.uniformTargetLoss ?? false;
     return message;
   },
 };
