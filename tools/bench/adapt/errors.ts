@@ -25,9 +25,9 @@ import { parseArgs } from 'node:util';
 import { components } from '@purify/adaptation';
 import { readNifti } from '@purify/imaging';
 import { predictLabelVolume } from '@purify/training';
-import { loadStudyData, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel, STUDY_OPTIONS, studyArgs } from './target-test';
 
-const { values } = parseArgs({ options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' } } });
+const { values } = parseArgs({ options: STUDY_OPTIONS });
 
 interface ClassTally {
   tp: number;
@@ -44,13 +44,13 @@ interface ClassTally {
 const dice = (tp: number, fp: number, fn: number): number => (tp + fp + fn === 0 ? Number.NaN : (2 * tp) / (2 * tp + fp + fn));
 
 async function main(): Promise<void> {
-  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const { version: v, model } = await openStudyModel(values.artifacts, values.model);
-  const target = values.target;
-  const { data, k, testSet } = await loadStudyData(values.data, target, v, 1);
+  const args = studyArgs(values);
+  const { version: v, model } = await openStudyModel(args.artifacts, args.model);
+  const target = args.target;
+  const { data, k, testSet } = await loadStudyData(args.data, target, v, args.seed);
   const tallies: ClassTally[] = Array.from({ length: k }, () => ({ tp: 0, fpBackground: 0, fpOrgan: 0, fnBackground: 0, fnOrgan: 0, fpInWrongComponents: 0, fnInMissedComponents: 0, tpInWrongComponents: 0 }));
   for (const t of testSet.volumes) {
-    const truth = await readNifti(join(values.data, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`));
+    const truth = await readNifti(join(args.data, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`));
     const pred = predictLabelVolume(model, t).data;
     const lab = truth.data as ArrayLike<number>;
     const shape = [truth.shape[0], truth.shape[1], truth.shape[2]] as [number, number, number];
@@ -83,7 +83,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  process.stdout.write(`${values.model} → ${target}: ${testSet.volumes.length} test cases, ${new Date().toISOString()}\n`);
+  process.stdout.write(`${args.model} → ${target}: ${testSet.volumes.length} test cases, ${new Date().toISOString()}\n`);
   process.stdout.write('| class | Dice | FP: background / other organ | FP in wrong components | FN: background / other organ | FN in missed components | Dice with wrong components dropped |\n|---|---|---|---|---|---|---|\n');
   let before = 0;
   let after = 0;

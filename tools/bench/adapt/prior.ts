@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readNifti } from '@purify/imaging';
 import { predictSlices } from '@purify/training';
-import { loadStudyData, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel, STUDY_OPTIONS, studyArgs } from './target-test';
 
-const { values } = parseArgs({ options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, strength: { type: 'string', default: '0,0.5,1' } } });
+const { values } = parseArgs({ options: { ...STUDY_OPTIONS, strength: { type: 'string', default: '0,0.5,1' } } });
 
 /** Argmax of channels-last log-probabilities plus per-class biases; counts per class. */
 function argmaxBiased(logp: Float32Array, k: number, bias: Float64Array, out: Uint8Array, counts: Float64Array): void {
@@ -40,10 +40,10 @@ function argmaxBiased(logp: Float32Array, k: number, bias: Float64Array, out: Ui
 }
 
 async function main(): Promise<void> {
-  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const { version: v, model } = await openStudyModel(values.artifacts, values.model);
-  const target = values.target;
-  const { data, k, testSet } = await loadStudyData(values.data, target, v, 1);
+  const args = studyArgs(values);
+  const { version: v, model } = await openStudyModel(args.artifacts, args.model);
+  const target = args.target;
+  const { data, k, testSet } = await loadStudyData(args.data, target, v, args.seed);
   // The source prior: each class's share of the labelled source voxels.
   const prior = new Float64Array(k);
   let total = 0;
@@ -63,11 +63,11 @@ async function main(): Promise<void> {
     for (let c = 1; c < k; c++) bias[c] = (bias[c] as number) + 0.5 * Math.log((prior[c] as number) / Math.max((counts[c] as number) / nTrain, 1e-9));
   }
   const tests = testSet.volumes.map((t) => ({ logp: logOf(t), id: t.id, n: t.image.length }));
-  const labels = await Promise.all(tests.map((t) => readNifti(join(values.data!, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
+  const labels = await Promise.all(tests.map((t) => readNifti(join(args.data, `${target}-eval`, 'labelsTs', `${t.id}.nii.gz`))));
   labels.forEach((l, i) => {
     if (l.data.length !== tests[i]!.n) throw new Error(`case ${tests[i]!.id}: the working grid differs from the label grid; this study compares on the working grid only`);
   });
-  process.stdout.write(`${values.model} → ${target}: source prior ${[...prior].map((p) => p.toFixed(4)).join(' ')}; fitted biases ${[...bias].map((b) => b.toFixed(2)).join(' ')}\n`);
+  process.stdout.write(`${args.model} → ${target}: source prior ${[...prior].map((p) => p.toFixed(4)).join(' ')}; fitted biases ${[...bias].map((b) => b.toFixed(2)).join(' ')}\n`);
   for (const s of values.strength.split(',').map(Number)) {
     const b = bias.map((x) => s * x);
     const perOrgan = new Float64Array(k);

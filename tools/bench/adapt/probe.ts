@@ -33,7 +33,7 @@ import { parseArgs } from 'node:util';
 import { argmaxLabels, LocalReliabilityPort, LocalTeacherPort, loadOracleLabels, Method, NUM_FEATURES, ReadGuard, resolveHyperparameters, RuleAgentPort, runAdaptation, type PublishedTeacher, type ReliabilityPort, type ScoredVolume } from '@purify/adaptation';
 import type { SegModel } from '@purify/models';
 import { parseAugmentLevel } from '@purify/training';
-import { loadStudyData, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel, STUDY_OPTIONS, studyArgs } from './target-test';
 
 /**
  * Evaluation-only reliability: two regions per volume, the pixels whose
@@ -70,26 +70,26 @@ class OraclePurifier implements ReliabilityPort {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { artifacts: { type: 'string' }, data: { type: 'string' }, model: { type: 'string' }, target: { type: 'string', default: 'mr' }, seed: { type: 'string', default: '1' }, trajectory: { type: 'boolean', default: false } },
+  options: { ...STUDY_OPTIONS, trajectory: { type: 'boolean', default: false } },
 });
 
 async function main(): Promise<void> {
-  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const seed = Number(values.seed);
-  const { version: v, model: sourceModel, ...init } = await openStudyModel(values.artifacts, values.model);
+  const args = studyArgs(values);
+  const seed = args.seed;
+  const { version: v, model: sourceModel, ...init } = await openStudyModel(args.artifacts, args.model);
   sourceModel.dispose();
-  const target = values.target;
-  const { data, k, testSet } = await loadStudyData(values.data, target, v, seed);
+  const target = args.target;
+  const { data, k, testSet } = await loadStudyData(args.data, target, v, seed);
   const dice = (m: SegModel): number => testSet.score(m).organAverage.dice;
   const reliabilityFor = async (purifier: string | undefined, teacher: LocalTeacherPort): Promise<ReliabilityPort> => {
     if (purifier === undefined) return new LocalReliabilityPort(teacher, { patchSize: 32, stride: 16 });
     if (purifier !== 'oracle' && purifier !== 'oracle-fg') throw new Error(`purifier must be oracle or oracle-fg, got ${purifier}`);
     // Evaluation-only study: the target TRAINING labels, read for the upper bound and nothing else.
-    const root = join(values.data!, `${target}-oracle`, 'labelsTr');
+    const root = join(args.data, `${target}-oracle`, 'labelsTr');
     const labels = await loadOracleLabels(root, data.target.volumes, k, new ReadGuard([root]));
     return new OraclePurifier(teacher, labels, k, purifier === 'oracle-fg');
   };
-  process.stdout.write(`${values.model} → ${target} (${testSet.volumes.length} test cases), seed ${seed}, ${new Date().toISOString()}\n`);
+  process.stdout.write(`${args.model} → ${target} (${testSet.volumes.length} test cases), seed ${seed}, ${new Date().toISOString()}\n`);
   for (const variant of positionals) {
     const cfg = Object.fromEntries(variant.split(',').map((kv) => kv.split('=') as [string, string]));
     const method = (cfg['method'] ?? 'cbst') as Method;

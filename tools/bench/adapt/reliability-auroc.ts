@@ -21,25 +21,19 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalReliabilityPort, LocalTeacherPort, loadOracleLabels, ReadGuard } from '@purify/adaptation';
 import { auroc, FEATURE_SCHEMA } from '@purify/reliability';
-import { loadStudyData, openStudyModel } from './target-test';
+import { loadStudyData, openStudyModel, STUDY_OPTIONS, studyArgs } from './target-test';
 
 const { values } = parseArgs({
-  options: {
-    artifacts: { type: 'string' },
-    data: { type: 'string' },
-    model: { type: 'string' },
-    target: { type: 'string', default: 'mr' },
-    seed: { type: 'string', default: '1' },
-  },
+  options: STUDY_OPTIONS,
 });
 
 async function main(): Promise<void> {
-  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const target = values.target;
-  const { version, model, unet } = await openStudyModel(values.artifacts, values.model);
-  const { k, testSet } = await loadStudyData(values.data, target, version, Number(values.seed));
+  const args = studyArgs(values);
+  const target = args.target;
+  const { version, model, unet } = await openStudyModel(args.artifacts, args.model);
+  const { k, testSet } = await loadStudyData(args.data, target, version, args.seed);
   // Evaluation only: the test labels on the working grid, read to mark wrong pixels and for nothing else.
-  const root = join(values.data, `${target}-eval`, 'labelsTs');
+  const root = join(args.data, `${target}-eval`, 'labelsTs');
   const labels = await loadOracleLabels(root, testSet.volumes, k, new ReadGuard([root]));
   const teacher = new LocalTeacherPort();
   const ref = await teacher.publish(model);
@@ -77,7 +71,7 @@ async function main(): Promise<void> {
     const wrong = c.wrong.filter(Boolean).length;
     return `| ${name} | ${c.wrong.length} | ${((100 * wrong) / Math.max(1, c.wrong.length)).toFixed(2)} % | ${auroc(c.unreliability, c.wrong).toFixed(3)} | ${auroc(c.unconfidence, c.wrong).toFixed(3)} |`;
   };
-  process.stdout.write(`${values.model} → ${target}, ${testSet.volumes.length} test cases, patch ${patchSize}, stride ${Math.max(1, Math.floor(patchSize / 2))}, ${new Date().toISOString()}\n\n`);
+  process.stdout.write(`${args.model} → ${target}, ${testSet.volumes.length} test cases, patch ${patchSize}, stride ${Math.max(1, Math.floor(patchSize / 2))}, ${new Date().toISOString()}\n\n`);
   process.stdout.write('| pseudo-label class | pixels | wrong | AUROC 1 − reliability | AUROC 1 − max-probability |\n|---|---|---|---|---|\n');
   perClass.forEach((c, i) => process.stdout.write(`${row(`${i}`, c)}\n`));
   process.stdout.write(`${row('all', all)}\n\n`);

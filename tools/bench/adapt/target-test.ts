@@ -13,6 +13,33 @@ import { computeCaseMetrics, MetricsAccumulator, type MetricsSummary } from '@pu
 import { buildUNet, type SegModel, type UNetConfig, type WeightSnapshot } from '@purify/models';
 import { decodeWeights, defaultNormalization, initTrainingBackend, loadSliceVolume, predictLabelVolume, type SliceVolume } from '@purify/training';
 
+/** The command-line options every study takes (`parseArgs`); a study adds its own. */
+export const STUDY_OPTIONS = {
+  artifacts: { type: 'string' },
+  data: { type: 'string' },
+  model: { type: 'string' },
+  target: { type: 'string', default: 'mr' },
+  seed: { type: 'string', default: '1' },
+} as const;
+
+export interface StudyArgs {
+  readonly artifacts: string;
+  readonly data: string;
+  /** `name[:version]` of the source model in the registry at `artifacts`. */
+  readonly model: string;
+  readonly target: string;
+  readonly seed: number;
+}
+
+/** The study options of a parsed command line; an error naming the missing required ones. */
+export function studyArgs(values: { artifacts?: string | undefined; data?: string | undefined; model?: string | undefined; target?: string | undefined; seed?: string | undefined }): StudyArgs {
+  const missing = (['artifacts', 'data', 'model'] as const).filter((k) => values[k] === undefined).map((k) => `--${k}`);
+  if (missing.length > 0) throw new Error(`${missing.join(', ')} required (--artifacts, --data and --model name the registry, the data folder and the source model)`);
+  const seed = Number(values.seed ?? '1');
+  if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got ${values.seed}`);
+  return { artifacts: values.artifacts!, data: values.data!, model: values.model!, target: values.target ?? 'mr', seed };
+}
+
 /** A source model of the registry, ready in process: its version, weights and a built network (the caller disposes it). */
 export interface StudyModel {
   readonly version: ModelVersion;

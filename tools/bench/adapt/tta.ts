@@ -15,17 +15,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '@purify/imaging';
 import type { SegModel } from '@purify/models';
 import { AUGMENT_PRESETS, augmentSample, parseAugmentLevel } from '@purify/training';
-import { loadTargetTestSet, openStudyModel } from './target-test';
+import { loadTargetTestSet, openStudyModel, STUDY_OPTIONS, studyArgs } from './target-test';
 
 const { values } = parseArgs({
-  options: {
-    artifacts: { type: 'string' },
-    data: { type: 'string' },
-    model: { type: 'string' },
-    target: { type: 'string', default: 'mr' },
-    views: { type: 'string', default: '1,4,8' },
-    seed: { type: 'string', default: '1' },
-  },
+  options: { ...STUDY_OPTIONS, views: { type: 'string', default: '1,4,8' } },
 });
 
 /** A model whose prediction is the mean softmax over `views` appearance views of each slice (view 0 = clean). */
@@ -60,15 +53,15 @@ function viewEnsemble(model: SegModel, views: number, preset: string, seed: numb
 }
 
 async function main(): Promise<void> {
-  if (values.artifacts === undefined || values.data === undefined || values.model === undefined) throw new Error('--artifacts, --data and --model are required');
-  const { version: v, unet, model } = await openStudyModel(values.artifacts, values.model);
+  const args = studyArgs(values);
+  const { version: v, unet, model } = await openStudyModel(args.artifacts, args.model);
   const preset = v.meta.provenance['augment']?.split('@')[0] ?? 'strong';
-  const target = values.target;
+  const target = args.target;
   const k = unet.numClasses;
-  const testSet = await loadTargetTestSet(values.data, target, { spacingXyMm: v.meta.spacingXyMm, numClasses: k });
-  process.stdout.write(`${values.model} (${preset}) → ${target}, ${testSet.volumes.length} test cases, ${new Date().toISOString()}\n`);
+  const testSet = await loadTargetTestSet(args.data, target, { spacingXyMm: v.meta.spacingXyMm, numClasses: k });
+  process.stdout.write(`${args.model} (${preset}) → ${target}, ${testSet.volumes.length} test cases, ${new Date().toISOString()}\n`);
   for (const views of values.views.split(',').map(Number)) {
-    const s = testSet.score(viewEnsemble(model, views, preset, Number(values.seed)));
+    const s = testSet.score(viewEnsemble(model, views, preset, args.seed));
     process.stdout.write(`views ${views}: Dice ${s.organAverage.dice.toFixed(4)} (${s.labels.map((l) => l.dice.mean.toFixed(3)).join(' / ')})\n`);
   }
   model.dispose();
