@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { classBalancedWeights, classGate, classThresholds, keptPortion } from './curriculum';
+import { classBalancedWeights, classGate, classMassWeights, classThresholds, keptPortion } from './curriculum';
 import { AdaptationConfigError } from './errors';
 import { regionPixelWeights } from './weighting';
 
@@ -74,7 +74,24 @@ print(json.dumps([float(np.quantile(probs[labels == c], 1 - float(sys.argv[3])))
     expect([...classBalancedWeights(labels, new Float32Array(6), 3)]).toEqual([0, 0, 0, 0, 0, 0]);
   });
 
+  it('class-mass weights: each class keeps its gated mass, region weights only redistribute it within the class (hand example)', () => {
+    // Volume A: labels 0 0 1 1, gate 1 1 1 0, weights 1 .5 .5 0; volume B: labels 1 0 1 2, gate 1 1 1 1, weights 1 1 0 0.
+    // Gated pixels and weight sums: class 0 — A0 A1 B1, 3 pixels, 2.5 → factor 1.2; class 1 — A2 B0 B2, 3 pixels, 1.5 → 2;
+    // class 2 — B3, weight 0 → 0. Divided by the largest factor (2): A .6 .3 .5 0, B 1 .6 0 0.
+    const weights = [Float32Array.from([1, 0.5, 0.5, 0]), Float32Array.from([1, 1, 0, 0])];
+    classMassWeights(weights, [Uint8Array.from([0, 0, 1, 1]), Uint8Array.from([1, 0, 1, 2])], [Uint8Array.from([1, 1, 1, 0]), Uint8Array.from([1, 1, 1, 1])], 3);
+    expect(weights.map((w) => [...w].map((x) => Number(x.toFixed(6))))).toEqual([[0.6, 0.3, 0.5, 0], [1, 0.6, 0, 0]]);
+    // Class totals are now proportional to the gated pixel counts (3 : 3), whatever the purifier removed.
+    const total = (c: number): number => [0, 1].reduce((a, v) => a + [0, 1, 2, 3].reduce((b, i) => b + ([[0, 0, 1, 1], [1, 0, 1, 2]][v]![i] === c ? weights[v]![i]! : 0), 0), 0);
+    expect(total(0)).toBeCloseTo(total(1), 6);
+    // Nothing weighted: nothing changes.
+    const zero = [new Float32Array(2)];
+    classMassWeights(zero, [Uint8Array.from([0, 1])], [Uint8Array.from([1, 1])], 2);
+    expect([...zero[0]!]).toEqual([0, 0]);
+  });
+
   it.each([
+    ['class-mass maps of different counts', () => classMassWeights([new Float32Array(1)], [], [], 2), '1 weight maps for 0 label maps and 0 gates'],
     ['a kept portion of 0', () => classThresholds([], [], 2, 0), 'the kept portion must be in (0, 1], got 0'],
     ['a label outside the classes', () => classThresholds([Float32Array.from([0.9])], [Uint8Array.from([3])], 2, 0.5), 'volume 0: label 3 at voxel 0 is not a class in [0, 1]'],
     ['a round past the last', () => keptPortion(2, 2, 0.2, 0.8), 'round must be an integer in [0, 1], got 2'],

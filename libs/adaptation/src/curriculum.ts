@@ -93,3 +93,41 @@ export function classBalancedWeights(labels: Int32Array | Uint8Array, weights: F
   }
   return out;
 }
+
+/**
+ * Region weights that redistribute supervision WITHIN each class instead of
+ * moving it between classes (`targetLoss: 'class-mass'`): over a round's
+ * volumes, each class c keeps the total weight its pixel gate kept (G_c
+ * pixels) — w'(x) = w(x) · G_{ŷ(x)} / W_{ŷ(x)}, W_c the weight sum of class c
+ * under the gate — then every weight is divided by the largest class factor
+ * so all stay in [0, 1] (the weighted loss Σ w·CE / Σ w does not see a common
+ * factor). A purifier that down-weights doubtful organ regions then trusts
+ * that organ's other regions more, rather than teaching the background; the
+ * class proportions stay those of the gated pseudo-labels, unlike
+ * {@link classBalancedWeights}, which makes them equal and drifts over
+ * rounds. A class whose gated pixels all have weight 0 stays 0. In place.
+ */
+export function classMassWeights(weights: readonly Float32Array[], labels: readonly Uint8Array[], masks: readonly Uint8Array[], numClasses: number): void {
+  if (weights.length !== labels.length || weights.length !== masks.length) throw new AdaptationConfigError('weights', `${weights.length} weight maps for ${labels.length} label maps and ${masks.length} gates`);
+  const kept = new Float64Array(numClasses);
+  const mass = new Float64Array(numClasses);
+  weights.forEach((w, v) => {
+    const label = labels[v]!;
+    const mask = masks[v]!;
+    if (label.length !== w.length || mask.length !== w.length) throw new AdaptationConfigError('weights', `volume ${v}: ${w.length} weights, ${label.length} labels, ${mask.length} gate values`);
+    for (let i = 0; i < w.length; i++) {
+      if (mask[i] === 0) continue;
+      const c = label[i]!;
+      if (!(c < numClasses)) throw new AdaptationConfigError('labels', `label ${c} at pixel ${i} is not a class in [0, ${numClasses - 1}]`);
+      kept[c]! += 1;
+      mass[c]! += w[i]!;
+    }
+  });
+  const factor = Array.from(kept, (g, c) => (mass[c]! > 0 ? g / mass[c]! : 0));
+  const top = Math.max(...factor);
+  if (!(top > 0)) return;
+  weights.forEach((w, v) => {
+    const label = labels[v]!;
+    for (let i = 0; i < w.length; i++) if (w[i]! > 0) w[i] = Math.min(1, (w[i]! * factor[label[i]!]!) / top);
+  });
+}

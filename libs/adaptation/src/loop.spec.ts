@@ -385,7 +385,9 @@ describe('runAdaptation with in-process ports and a tiny U-Net (cpu)', () => {
       return out;
     };
     const naive = await losses(Method.Naive, {});
-    expect(await losses(Method.Rule, { classBalancedLoss: false })).toEqual(naive);
+    expect(await losses(Method.Rule, { targetLoss: 'uniform' })).toEqual(naive);
+    // Every region and pixel kept: the class-mass loss rescales nothing.
+    expect(await losses(Method.Rule, { targetLoss: 'class-mass' })).toEqual(naive);
     // With the per-class normalisation (the default) the target term differs.
     expect(await losses(Method.Rule, {})).not.toEqual(naive);
   });

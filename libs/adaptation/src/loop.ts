@@ -35,7 +35,7 @@ import { episodicReward, proxyReward, regionAccuracy, regionRewards, wrongRegion
 import { CONSENSUS_VIEW, nextSeverity, shiftVolume, SIMULATED_SHIFT, simulatedShift } from './shift';
 import { ParallelAdaptation } from './parallel-step';
 import { adaptationStep, type DualStepResult } from './step';
-import { classBalancedWeights, classGate, classThresholds, keptPortion } from './curriculum';
+import { classBalancedWeights, classGate, classMassWeights, classThresholds, keptPortion } from './curriculum';
 import { keepLargestComponents, singleStructureClasses } from './topology';
 import { decideRounds, SOURCE_GUARD, type KeepBestSettings, type RoundProxy } from './stop-rule';
 import { argmaxLabels, confidenceWeights, consensusWeights, DAFORMER_THRESHOLD, entropyWeights, naiveWeights, regionPixelWeights, thresholdRegionWeights, weightStatistics, type WeightStatistics } from './weighting';
@@ -189,6 +189,10 @@ export interface RlSettings {
 
 export type RlPolicyAblation = 'learned' | 'untrained' | 'random';
 
+/** How the gated methods weigh their target loss across classes ({@link AdaptationOptions.targetLoss}). */
+export type TargetLoss = 'class-balanced' | 'uniform' | 'class-mass';
+export const TARGET_LOSSES: readonly TargetLoss[] = Object.freeze(['class-balanced', 'uniform', 'class-mass']);
+
 /** The action levels of the default agent policy (the trainer registers it with them), which the `random` ablation draws from. */
 export const DEFAULT_WEIGHT_LEVELS: readonly number[] = Object.freeze([0, 0.25, 0.5, 0.75, 1]);
 
@@ -270,15 +274,18 @@ export interface AdaptationOptions {
    */
   readonly shapePrior?: boolean | undefined;
   /**
-   * `cbst`, `rule`, `rl`: normalise the target loss per class
-   * ({@link classBalancedWeights}; default true). False weighs every kept
-   * pixel alike, as the other methods do — the setting for schedules longer
-   * than two or three rounds, where the normalisation drifts: it multiplies
-   * the small organs' pixels, false positives included, and the student grows
-   * them (CT → MR seed 1, cbst 3 × 100 steps at 3e-4: 0.867 with it, 0.919
-   * without; docs/adaptation.md).
+   * The target loss of `cbst`, `rule`, `rl` (default `class-balanced`):
+   * `class-balanced` normalises each batch per class
+   * ({@link classBalancedWeights}); `uniform` weighs every kept pixel alike, as
+   * the other methods do — the setting for schedules longer than two or three
+   * rounds, where the normalisation drifts (it multiplies the small organs'
+   * pixels, false positives included: CT → MR seed 1, cbst 3 × 100 steps at
+   * 3e-4, 0.867 with it, 0.919 without; docs/adaptation.md); `class-mass`
+   * keeps each class's gated mass and lets region weights redistribute it
+   * within the class ({@link classMassWeights}; the same as `uniform` for
+   * `cbst`, which has no region weights).
    */
-  readonly classBalancedLoss?: boolean | undefined;
+  readonly targetLoss?: TargetLoss | undefined;
   /** Folder of the round checkpoint (`<dir>/last`). */
   readonly checkpointDir?: string | undefined;
   /** Continue from `<checkpointDir>/last` when it exists. */
@@ -551,7 +558,11 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
   // Pixel gate and per-class loss normalisation: cbst always; rule and rl (our reliability pipeline) too.
   const gated = method === Method.Cbst || method === Method.Rule || method === Method.Rl;
   const classBalanced = method === Method.Cbst || (gated && h.pixelGate === 0);
-  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true, classBalancedLoss: o.classBalancedLoss !== false,
+  const targetLoss: TargetLoss = o.targetLoss ?? 'class-balanced';
+  if (!TARGET_LOSSES.includes(targetLoss)) throw new AdaptationConfigError('target_loss', `target_loss must be one of ${TARGET_LOSSES.join(', ')}, got ${JSON.stringify(targetLoss)}`);
+  const fingerprint: Record<string, unknown> = { method, seed: o.seed, h, unet, tile: [th, tw], source: o.source.map((v) => v.id), target: o.target.map((v) => v.id), adabn: o.adabn === true, shapePrior: o.shapePrior === true, classBalancedLoss: targetLoss === 'class-balanced',
+    // Only when set, so checkpoints written before it existed still resume.
+    ...(targetLoss === 'class-mass' ? { targetLoss } : {}),
     // Only when ablated, so checkpoints written before the ablations existed still resume.
     ...(method === Method.Rl && (rl.policy !== 'learned' || rl.observedFeatures !== 'all') ? { rlAblation: { policy: rl.policy, observedFeatures: rl.observedFeatures } } : {}) };
   const lastDir = o.checkpointDir === undefined ? undefined : join(o.checkpointDir, 'last');
@@ -614,7 +625,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
     }
 
     /** The target batch with its weights normalised per class ({@link classBalancedWeights}) for the class-balanced methods; others as drawn. */
-    const balance = (b: SliceBatch): SliceBatch => (gated && o.classBalancedLoss !== false ? { ...b, weights: classBalancedWeights(b.labels, b.weights, o.numClasses) } : b);
+    const balance = (b: SliceBatch): SliceBatch => (gated && targetLoss === 'class-balanced' ? { ...b, weights: classBalancedWeights(b.labels, b.weights, o.numClasses) } : b);
 
     const sourceSampler = (round: number, n: number): BatchSampler =>
       new BatchSampler([{ slices: sourceSlices, augment: o.sourceAugment ?? 'strong', foregroundFraction: 0.5 }], { batchSize: n, tileYx: [th, tw], seed: stepSeed(o.seed, round * 2) });
@@ -718,6 +729,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
           const mask = gates.masks[i]!;
           for (let j = 0; j < mask.length; j++) if (mask[j] === 0) p.weights[j] = 0;
         });
+        if (targetLoss === 'class-mass') classMassWeights(perVolume.map((p) => p.weights), perVolume.map((p) => p.label), gates.masks, o.numClasses);
       }
       const slices: TrainingSlice[] = [];
       const pseudo = new Map<string, Uint8Array>();
@@ -747,6 +759,7 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
       const simScores: number[] = [];
       const items: { ids: readonly string[]; weights: Float32Array; accuracy: Float32Array }[] = [];
       const tslices: TrainingSlice[] = [];
+      const episodeWeights: Float32Array[] = [];
       const scoredAll: ScoredVolume[] = [];
       for (const pt of pts) scoredAll.push(await ports.reliability!.score(teacher, pt, round, o.signal));
       // The episode's pixel gate is the real round's: the same rule over the pseudo-targets' own confidences.
@@ -759,8 +772,11 @@ export async function runAdaptation(o: AdaptationOptions, cb: AdaptationCallback
         items.push({ ids: r.decisionIds, weights: r.weights, accuracy });
         const weights = regionPixelWeights(r.weights, scored.regionIndex);
         for (let i = 0; i < weights.length; i++) if (masks[j]![i] === 0) weights[i] = 0;
+        episodeWeights.push(weights);
         tslices.push(...targetSlices(pt, scored.pseudoLabel, weights));
       }
+      // The slices view these maps: rescaling in place reaches them (zero stays zero).
+      if (targetLoss === 'class-mass') classMassWeights(episodeWeights, scoredAll.map((x) => x.pseudoLabel), masks, o.numClasses);
       // The episode's scratch student: a copy of the current student, trained briefly on source + weighted pseudo-target.
       const scratch = buildUNet(student!.config);
       const scratchOpt = createAdam(scratch, { learningRate: h.learningRate });

@@ -21,7 +21,7 @@ import {
 } from '@purify/adaptation';
 import { BorderMode, Modality, RlAblation, type AgentServiceClient, type JobSpec, type Metric, type ReliabilityServiceClient, type SegmenterServiceClient } from '@purify/proto';
 import { decodeWeights, gitCommit, parseAugmentLevel, publishSegmentationModel, TrainingConfigError, type AugmentLevel } from '@purify/training';
-import { rlAblationSettings, type CheckedSpec } from './job-spec';
+import { rlAblationSettings, targetLossOf, type CheckedSpec } from './job-spec';
 import { RoundTrace } from './round-trace';
 import { reliabilityConfig, RemoteAgentPort, RemoteReliabilityPort, RemoteTeacherPort, type RetrySettings } from './remote-ports';
 
@@ -150,7 +150,7 @@ export async function runJob(
         hyperparameters: checked.hyperparameters,
         adabn: spec.adabn,
         roundGuard: spec.hyperparameters?.keepLastRound === true ? false : undefined,
-        classBalancedLoss: spec.hyperparameters?.uniformTargetLoss !== true,
+        targetLoss: targetLossOf(spec.hyperparameters?.targetLoss),
         sourceAugment,
         rl: spec.freezePolicy
           ? { simulatedShift: false, onlineFinetuning: false }

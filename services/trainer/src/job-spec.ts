@@ -4,11 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Method as WireMethod, RlAblation, type JobSpec } from '@purify/proto';
+import { Method as WireMethod, RlAblation, TargetLoss, type JobSpec } from '@purify/proto';
 import { ErrorCode, PurifyError, validate } from '@purify/runtime';
 import { ModelRegistry, RegistryError } from '@purify/artifacts';
 import { openDataset, type Dataset } from '@purify/imaging';
-import { AdaptationConfigError, declaredClasses, Method, resolveHyperparameters, type AdaptationHyperparameters } from '@purify/adaptation';
+import { AdaptationConfigError, declaredClasses, Method, resolveHyperparameters, type AdaptationHyperparameters, type TargetLoss as AdaptationTargetLoss } from '@purify/adaptation';
 
 const METHOD_OF: Readonly<Record<number, Method>> = {
   [WireMethod.METHOD_SOURCE_ONLY]: Method.SourceOnly,
@@ -125,8 +125,12 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
       throw err;
     }
   }
-  if (spec.hyperparameters?.uniformTargetLoss === true && method !== Method.Cbst && method !== Method.Rule && method !== Method.Rl) {
-    throw validate.invalid('spec.hyperparameters.uniform_target_loss', 'is only used by METHOD_CBST, METHOD_RULE and METHOD_RL (the others weigh every pixel alike anyway)', method);
+  const targetLoss = spec.hyperparameters?.targetLoss ?? TargetLoss.TARGET_LOSS_CLASS_BALANCED;
+  if (!(targetLoss in TARGET_LOSS_OF)) {
+    throw validate.invalid('spec.hyperparameters.target_loss', `must be one of ${Object.keys(TargetLoss).filter((k) => k.startsWith('TARGET_LOSS_')).join(', ')}`, targetLoss);
+  }
+  if (targetLoss !== TargetLoss.TARGET_LOSS_CLASS_BALANCED && method !== Method.Cbst && method !== Method.Rule && method !== Method.Rl) {
+    throw validate.invalid('spec.hyperparameters.target_loss', 'is only used by METHOD_CBST, METHOD_RULE and METHOD_RL (the others weigh every pixel alike)', TargetLoss[targetLoss]);
   }
   const hyperparameters = hyperparametersOf(spec, method);
   const size = spec.hyperparameters?.imageSizeYx ?? [];
@@ -160,6 +164,17 @@ function checkPolicyHandoff(spec: JobSpec, method: Method, ablation: RlAblation)
     ];
     if (clash.length > 0) throw validate.invalid('spec.freeze_policy', 'acts with the policy as it is and cannot be combined with training it or with an ablation', clash.join(', '));
   }
+}
+
+const TARGET_LOSS_OF: Readonly<Record<number, AdaptationTargetLoss>> = {
+  [TargetLoss.TARGET_LOSS_CLASS_BALANCED]: 'class-balanced',
+  [TargetLoss.TARGET_LOSS_UNIFORM]: 'uniform',
+  [TargetLoss.TARGET_LOSS_CLASS_MASS]: 'class-mass',
+};
+
+/** The loop's target loss of a spec's `target_loss` (already checked). */
+export function targetLossOf(t: TargetLoss | undefined): AdaptationTargetLoss {
+  return TARGET_LOSS_OF[t ?? TargetLoss.TARGET_LOSS_CLASS_BALANCED] ?? 'class-balanced';
 }
 
 /** The loop's RL settings of a spec's `rl_ablation` (already checked by the spec validation). */

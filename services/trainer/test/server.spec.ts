@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JobSpec, JobState, Method, RlAblation, TrainerServiceClient, TrainingHyperparameters, type Job, type JobEvent } from '@purify/proto';
+import { JobSpec, JobState, Method, RlAblation, TargetLoss, TrainerServiceClient, TrainingHyperparameters, type Job, type JobEvent } from '@purify/proto';
 import { createClient, listServices, startInProcess, unaryCall, type RunningServer } from '@purify/runtime';
 import { ModelRegistry } from '@purify/artifacts';
 import { nativeAddon } from '@purify/models';
@@ -87,7 +87,8 @@ describe('trainer service: job specs', () => {
     ['a policy for a baseline', { agentTarget: { $case: 'policy' as const, policy: { name: 'p', version: 1 } } }, 'startJob failed: `spec.policy` is only used by METHOD_RL, got "naive"'],
     ['an rl ablation for a baseline', { rlAblation: RlAblation.RL_ABLATION_RANDOM_POLICY }, 'startJob failed: `spec.rl_ablation` is only used by METHOD_RL, got "RL_ABLATION_RANDOM_POLICY"'],
     ['an unknown rl ablation', { rlAblation: 7 as RlAblation }, 'startJob failed: `spec.rl_ablation` must be one of RL_ABLATION_NONE, RL_ABLATION_UNTRAINED_POLICY, RL_ABLATION_RANDOM_POLICY, RL_ABLATION_CONFIDENCE_FEATURES, got 7'],
-    ['the uniform target loss for naive', { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 1, stepsPerRound: 1, batchSize: 2, uniformTargetLoss: true }) }, 'startJob failed: `spec.hyperparameters.uniform_target_loss` is only used by METHOD_CBST, METHOD_RULE and METHOD_RL (the others weigh every pixel alike anyway), got "naive"'],
+    ['the uniform target loss for naive', { hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 1, stepsPerRound: 1, batchSize: 2, targetLoss: TargetLoss.TARGET_LOSS_UNIFORM }) }, 'startJob failed: `spec.hyperparameters.target_loss` is only used by METHOD_CBST, METHOD_RULE and METHOD_RL (the others weigh every pixel alike), got "TARGET_LOSS_UNIFORM"'],
+    ['an unknown target loss', { method: Method.METHOD_CBST, hyperparameters: TrainingHyperparameters.fromPartial({ rounds: 1, stepsPerRound: 1, batchSize: 2, targetLoss: 9 as TargetLoss }) }, 'startJob failed: `spec.hyperparameters.target_loss` must be one of TARGET_LOSS_CLASS_BALANCED, TARGET_LOSS_UNIFORM, TARGET_LOSS_CLASS_MASS, got 9'],
     ['promote_policy for a baseline', { promotePolicy: true }, 'startJob failed: `spec.promote_policy` is only used by METHOD_RL, got "naive"'],
     ['promoting under the random-policy ablation', { method: Method.METHOD_RL, promotePolicy: true, rlAblation: RlAblation.RL_ABLATION_RANDOM_POLICY }, 'startJob failed: `spec.promote_policy` needs a policy to promote; RL_ABLATION_RANDOM_POLICY asks no policy, got "RL_ABLATION_RANDOM_POLICY"'],
     ['a frozen policy that is also trained', { method: Method.METHOD_RL, freezePolicy: true, simulatedShiftPretraining: true, onlineFinetuning: true }, 'startJob failed: `spec.freeze_policy` acts with the policy as it is and cannot be combined with training it or with an ablation, got "simulated_shift_pretraining, online_finetuning"'],

@@ -14,7 +14,7 @@
  * portion (`start:end` kept portions), gate (rule / rl: a fixed pixel gate
  * instead of the class-balanced curriculum; ≤ 1/K keeps every pixel), prior (1: rule / rl with the source
  * labels' shape prior), balance (0: cbst / rule / rl without the per-class
- * normalisation of the target loss), ema (the EMA teacher's momentum cap),
+ * normalisation of the target loss; `mass`: the class-mass loss), ema (the EMA teacher's momentum cap),
  * final (`student`: score the last student instead of the EMA teacher),
  * purifier (`oracle` / `oracle-fg`, with method=rule: the UPPER BOUND of
  * purification — the teacher's pseudo-labels with weight 0 on every pixel
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
       targetAugment: parseAugmentLevel(cfg['taug'] ?? 'strong'),
       seed,
       shapePrior: cfg['prior'] === '1',
-      classBalancedLoss: cfg['balance'] !== '0',
+      targetLoss: cfg['balance'] === '0' ? 'uniform' : cfg['balance'] === 'mass' ? 'class-mass' : 'class-balanced',
       workers: 1,
       ports: { teacher, reliability: await reliabilityFor(cfg['purifier'], teacher), agent: new RuleAgentPort() },
     });

@@ -1,5 +1,5 @@
 // `purify benchmark` continues a run folder only with the settings its finished stages were made with.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CliError } from '../src/cli-util';
@@ -104,6 +104,20 @@ describe('checkRunConfig: method-scoped settings', () => {
     }
     // A global setting stays refused whatever rows exist.
     expect(() => checkRunConfig(out, { ...next, size: 96 })).toThrow('holds a run made with other settings (size: 64 there, 96 now)');
+  });
+
+  it('--target-loss is scoped to the gated rows: a finished rl row blocks it, naive rows do not', () => {
+    const out = mkdtempSync(join(tmpdir(), 'purify-bench-loss-'));
+    checkRunConfig(out, base);
+    for (const r of [join('ct-mr', 's1', 'naive'), join('ct-mr', 's1', 'rl')]) {
+      mkdirSync(join(out, r), { recursive: true });
+      writeFileSync(join(out, r, 'result.json'), '{}');
+    }
+    const next = { ...base, targetLoss: 'class-mass' as const };
+    expect(() => checkRunConfig(out, next)).toThrow(`holds rows made with other settings (targetLoss: undefined there, "class-mass" now): ${join(out, 'ct-mr', 's1', 'rl')};`);
+    rmSync(join(out, 'ct-mr', 's1', 'rl'), { recursive: true });
+    checkRunConfig(out, next);
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'))).toMatchObject({ targetLoss: 'class-mass' });
   });
 });
 

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { Metadata, status as Status } from '@grpc/grpc-js';
 import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import { enlargeImage, overlayImage, percentiles, tileHorizontally, writePng } from '@purify/imaging';
-import { JobSpec, JobState, Method, Modality, RlAblation, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
+import { JobSpec, JobState, Method, Modality, RlAblation, TargetLoss, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
 import { createClient, PurifyError, unaryCall } from '@purify/runtime';
 import { CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
@@ -49,8 +49,8 @@ export interface AdaptOptions {
   keptPortion?: { start: number; end: number };
   /** No round guard: publish the last round's teacher. */
   keepLastRound?: boolean;
-  /** cbst, rule, rl: weigh every kept target pixel alike (no per-class normalisation). */
-  uniformTargetLoss?: boolean;
+  /** cbst, rule, rl: how the target loss weighs classes (default class-balanced). */
+  targetLoss?: TargetLossName;
   seed: number;
   initModel?: string;
   outputModel?: string;
@@ -75,6 +75,15 @@ export interface AdaptOptions {
   json: boolean;
   /** Where the one-line human summary goes (default stdout); a caller printing its own JSON on stdout passes stderr. */
   summaryStream?: NodeJS.WritableStream;
+}
+
+/** `--target-loss` values and their proto enum. */
+export const TARGET_LOSS_NAMES = { 'class-balanced': TargetLoss.TARGET_LOSS_CLASS_BALANCED, uniform: TargetLoss.TARGET_LOSS_UNIFORM, 'class-mass': TargetLoss.TARGET_LOSS_CLASS_MASS } as const;
+export type TargetLossName = keyof typeof TARGET_LOSS_NAMES;
+
+export function targetLossArg(v: string): TargetLossName {
+  if (!Object.keys(TARGET_LOSS_NAMES).includes(v)) throw new InvalidArgumentError(`expected one of ${Object.keys(TARGET_LOSS_NAMES).join(', ')}, got "${v}"`);
+  return v as TargetLossName;
 }
 
 /** `--rl-ablation` values and their proto enum. */
@@ -162,7 +171,7 @@ function buildSpec(opts: AdaptOptions, jobId: string): JobSpec {
       keptPortionEnd: opts.keptPortion?.end ?? 0,
       imageSizeYx: size === undefined ? [] : [size, size],
       keepLastRound: opts.keepLastRound ?? false,
-      uniformTargetLoss: opts.uniformTargetLoss ?? false,
+      targetLoss: TARGET_LOSS_NAMES[opts.targetLoss ?? 'class-balanced'],
     },
     seed: opts.seed,
     ...(opts.policy !== undefined ? { agentTarget: { $case: 'policy' as const, policy: parseRef(opts.policy, '--policy') } } : {}),
@@ -428,7 +437,7 @@ export function adaptCommand(): Command {
     .option('--pixel-gate <x>', 'rule, rl: a fixed gate instead of the class-balanced curriculum — pixels whose pseudo-label max-probability is below x get weight 0 (≤ 1/classes keeps every pixel)', numberArg(0, 1, { min: true }))
     .option('--kept-portion <start,end>', 'cbst, rule, rl: portion of each class\'s most confident pixels kept in the first and last round (default 0.2,0.8)', keptPortionArg)
     .option('--keep-last-round', 'publish the last round\'s teacher even when its source validation Dice fell more than 0.02 below the starting model\'s (default: the round guard keeps the latest round that did not, and stops after two that did)', false)
-    .option('--uniform-target-loss', 'cbst, rule, rl: weigh every kept target pixel alike instead of normalising the target loss per class — for more than two or three rounds, where the normalisation drifts', false)
+    .option('--target-loss <kind>', 'cbst, rule, rl: class-balanced (default: each class the same total weight per batch), uniform (every kept pixel alike — for more than two or three rounds, where class-balanced drifts) or class-mass (each class keeps its gated mass; region weights redistribute it within the class)', targetLossArg)
     .option('--seed <n>', 'seed of everything random in the job', intArg(0, 2 ** 31 - 1), 1)
     .option('--init-model <name[:v]>', 'starting (source) model in the registry')
     .option('--output-model <name>', 'registry name of the adapted model (default adapted-<job id>)')

@@ -11,10 +11,10 @@ import { SegmenterServiceClient } from '@purify/proto';
 import { boxPlot, histogramChart, lineChart, meanStd, Report } from '@purify/report';
 import { createClient } from '@purify/runtime';
 import { AugmentLevel, defaultNormalization, gitCommit, SOURCE_SCHEDULE, trainSourceModel } from '@purify/training';
-import { augmentArg, CliError, intArg, output } from '../cli-util';
+import { augmentArg, CliError, intArg, numberArg, output } from '../cli-util';
 import { launchServices, type Launch } from '../launcher';
 import { Progress, formatSeconds } from '../progress';
-import { ROUND_FIGURE_PANELS, runAdapt, type AdaptSummary, type RlAblationName } from './adapt';
+import { ROUND_FIGURE_PANELS, runAdapt, TARGET_LOSS_NAMES, targetLossArg, type AdaptSummary, type RlAblationName, type TargetLossName } from './adapt';
 import { OutputPolicy } from '../write-safety';
 import { evaluatePaths } from './evaluate';
 
@@ -33,6 +33,8 @@ const BENCHMARK_TARGET: Readonly<Record<string, Domain>> = { 'ct-mr': 'mr', 'ct-
 const DEFAULT_METHODS = ['source-only', 'source-only+adabn', 'naive', 'confidence', 'entropy', 'consensus', 'cbst', 'rule', 'rl', 'oracle'] as const;
 /** Ablation rows of `rl` (#21 item 7): opt-in with --methods, each an `rl` job with a `--rl-ablation`. */
 const RL_ABLATION_ROWS: Readonly<Record<string, RlAblationName>> = { 'rl-untrained': 'untrained', 'rl-random': 'random', 'rl-confidence': 'confidence-features' };
+/** The rows whose target loss `--target-loss` sets (the gated methods). */
+const GATED_METHODS: ReadonlySet<string> = new Set(['cbst', 'rule', 'rl']);
 const ALL_METHODS = [...DEFAULT_METHODS, ...Object.keys(RL_ABLATION_ROWS)];
 
 export interface BenchmarkOptions {
@@ -55,6 +57,10 @@ export interface BenchmarkOptions {
    * upper bound), not a short self-training schedule with better labels.
    */
   readonly oracleSteps: number;
+  /** Target loss of `cbst`, `rule` and `rl` (and the `rl` ablation rows); default `class-balanced`. */
+  readonly targetLoss?: TargetLossName | undefined;
+  /** Peak learning rate of the adapting methods (not the oracle); default the trainer's. */
+  readonly learningRate?: number | undefined;
   readonly command: string;
 }
 
@@ -146,7 +152,7 @@ async function segmentAll(client: SegmenterServiceClient, model: { name: string;
  * no finished row of those methods is left in the run folder (delete them to
  * rerun just those rows with the new value); every other row stays valid.
  */
-const METHOD_SCOPED_SETTINGS: Readonly<Record<string, readonly string[]>> = { oracleSteps: ['oracle'] };
+const METHOD_SCOPED_SETTINGS: Readonly<Record<string, readonly string[]>> = { oracleSteps: ['oracle'], targetLoss: ['cbst', 'rule', 'rl', 'rl-untrained', 'rl-random', 'rl-confidence'] };
 
 /** `<out>/<benchmark>/s<seed>/<method>` folders holding a finished row of one of `methods`. */
 function finishedRows(out: string, methods: readonly string[]): string[] {
@@ -328,8 +334,9 @@ export async function runBenchmark(o: BenchmarkOptions): Promise<{ report: strin
                   method: adabn ? 'source-only' : RL_ABLATION_ROWS[method] !== undefined ? 'rl' : method,
                   adabn,
                   ...(RL_ABLATION_ROWS[method] === undefined ? {} : { rlAblation: RL_ABLATION_ROWS[method] }),
+                  ...(o.targetLoss !== undefined && o.targetLoss !== 'class-balanced' && (GATED_METHODS.has(method) || RL_ABLATION_ROWS[method] !== undefined) ? { targetLoss: o.targetLoss } : {}),
                   out: join(runDir, 'job'),
-                  ...(method === 'oracle' ? { rounds: 1, stepsPerRound: o.oracleSteps, learningRate: SOURCE_SCHEDULE.learningRate } : { rounds: o.rounds, stepsPerRound: o.stepsPerRound }),
+                  ...(method === 'oracle' ? { rounds: 1, stepsPerRound: o.oracleSteps, learningRate: SOURCE_SCHEDULE.learningRate } : { rounds: o.rounds, stepsPerRound: o.stepsPerRound, ...(o.learningRate === undefined ? {} : { learningRate: o.learningRate }) }),
                   batchSize: o.batchSize,
                   seed,
                   initModel: `${source.name}:${source.version}`,
@@ -613,6 +620,8 @@ function benchmarkOptions(cmd: Command): Command {
     .option('--steps-per-round <n>', 'training steps per round', intArg(1, 100_000))
     .option('--batch-size <n>', 'slices per step', intArg(2, 256))
     .option('--oracle-steps <n>', 'training steps of the oracle (one round, target labels, source learning rate)', intArg(1, 100_000))
+    .option('--learning-rate <x>', 'peak learning rate of the adapting methods (default: the trainer default, 1e-4; the oracle keeps the source schedule\'s)', numberArg(0, 1, { min: true }))
+    .option('--target-loss <kind>', `target loss of cbst, rule and rl: ${Object.keys(TARGET_LOSS_NAMES).join(', ')} (default class-balanced)`, targetLossArg)
     .option('--json', 'print the results as JSON', false);
 }
 
@@ -631,6 +640,8 @@ interface CliOptions {
   stepsPerRound?: number;
   batchSize?: number;
   oracleSteps?: number;
+  targetLoss?: TargetLossName;
+  learningRate?: number;
   json: boolean;
 }
 
@@ -651,6 +662,8 @@ function resolveOptions(opts: CliOptions, defaults: Omit<BenchmarkOptions, 'comm
     stepsPerRound: opts.stepsPerRound ?? defaults.stepsPerRound,
     batchSize: opts.batchSize ?? defaults.batchSize,
     oracleSteps: opts.oracleSteps ?? defaults.oracleSteps,
+    ...(opts.targetLoss === undefined || opts.targetLoss === 'class-balanced' ? {} : { targetLoss: opts.targetLoss }),
+    ...(opts.learningRate === undefined ? {} : { learningRate: opts.learningRate }),
     command: `purify ${process.argv.slice(2).join(' ')}`,
   };
 }

@@ -190,6 +190,54 @@ export function jobStateToJSON(object: JobState): string {
   }
 }
 
+export enum TargetLoss {
+  /** TARGET_LOSS_CLASS_BALANCED - Each class's kept pixels get the same total weight per batch (default). */
+  TARGET_LOSS_CLASS_BALANCED = 0,
+  /**
+   * TARGET_LOSS_UNIFORM - Every kept pixel weighs alike — for schedules longer than two or three
+   * rounds, where the class-balanced loss drifts (docs/adaptation.md).
+   */
+  TARGET_LOSS_UNIFORM = 1,
+  /**
+   * TARGET_LOSS_CLASS_MASS - Each class keeps the total weight its pixel gate kept; region weights
+   * (rule, rl) only redistribute it within the class.
+   */
+  TARGET_LOSS_CLASS_MASS = 2,
+  UNRECOGNIZED = -1,
+}
+
+export function targetLossFromJSON(object: any): TargetLoss {
+  switch (object) {
+    case 0:
+    case "TARGET_LOSS_CLASS_BALANCED":
+      return TargetLoss.TARGET_LOSS_CLASS_BALANCED;
+    case 1:
+    case "TARGET_LOSS_UNIFORM":
+      return TargetLoss.TARGET_LOSS_UNIFORM;
+    case 2:
+    case "TARGET_LOSS_CLASS_MASS":
+      return TargetLoss.TARGET_LOSS_CLASS_MASS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TargetLoss.UNRECOGNIZED;
+  }
+}
+
+export function targetLossToJSON(object: TargetLoss): string {
+  switch (object) {
+    case TargetLoss.TARGET_LOSS_CLASS_BALANCED:
+      return "TARGET_LOSS_CLASS_BALANCED";
+    case TargetLoss.TARGET_LOSS_UNIFORM:
+      return "TARGET_LOSS_UNIFORM";
+    case TargetLoss.TARGET_LOSS_CLASS_MASS:
+      return "TARGET_LOSS_CLASS_MASS";
+    case TargetLoss.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export enum RlAblation {
   /** RL_ABLATION_NONE - The method as designed: the policy learns in simulated-shift episodes. */
   RL_ABLATION_NONE = 0,
@@ -284,13 +332,8 @@ export interface TrainingHyperparameters {
    * and stops after two rounds in a row that did).
    */
   keepLastRound: boolean;
-  /**
-   * METHOD_CBST / METHOD_RULE / METHOD_RL: weigh every kept target pixel alike
-   * instead of normalising the target loss per class (each class's kept pixels
-   * the same total weight, the default). For schedules longer than two or
-   * three rounds, where the normalisation drifts (docs/adaptation.md).
-   */
-  uniformTargetLoss: boolean;
+  /** METHOD_CBST / METHOD_RULE / METHOD_RL: how the target loss weighs classes. */
+  targetLoss: TargetLoss;
 }
 
 export interface JobSpec {
@@ -629,7 +672,7 @@ function createBaseTrainingHyperparameters(): TrainingHyperparameters {
     keptPortionStart: 0,
     keptPortionEnd: 0,
     keepLastRound: false,
-    uniformTargetLoss: false,
+    targetLoss: 0,
   };
 }
 
@@ -675,8 +718,8 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.keepLastRound !== false) {
       writer.uint32(96).bool(message.keepLastRound);
     }
-    if (message.uniformTargetLoss !== false) {
-      writer.uint32(104).bool(message.uniformTargetLoss);
+    if (message.targetLoss !== 0) {
+      writer.uint32(104).int32(message.targetLoss);
     }
     return writer;
   },
@@ -805,7 +848,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
               break;
             }
 
-            message.uniformTargetLoss = reader.bool();
+            message.targetLoss = reader.int32() as any;
             continue;
           }
         }
@@ -874,11 +917,11 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
         : isSet(object.keep_last_round)
         ? globalThis.Boolean(object.keep_last_round)
         : false,
-      uniformTargetLoss: isSet(object.uniformTargetLoss)
-        ? globalThis.Boolean(object.uniformTargetLoss)
-        : isSet(object.uniform_target_loss)
-        ? globalThis.Boolean(object.uniform_target_loss)
-        : false,
+      targetLoss: isSet(object.targetLoss)
+        ? targetLossFromJSON(object.targetLoss)
+        : isSet(object.target_loss)
+        ? targetLossFromJSON(object.target_loss)
+        : 0,
     };
   },
 
@@ -920,8 +963,8 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     if (message.keepLastRound !== false) {
       obj.keepLastRound = message.keepLastRound;
     }
-    if (message.uniformTargetLoss !== false) {
-      obj.uniformTargetLoss = message.uniformTargetLoss;
+    if (message.targetLoss !== 0) {
+      obj.targetLoss = targetLossToJSON(message.targetLoss);
     }
     return obj;
   },
@@ -943,7 +986,7 @@ export const TrainingHyperparameters: MessageFns<TrainingHyperparameters> = {
     message.keptPortionStart = object.keptPortionStart ?? 0;
     message.keptPortionEnd = object.keptPortionEnd ?? 0;
     message.keepLastRound = object.keepLastRound ?? false;
-    message.uniformTargetLoss = object.uniformTargetLoss ?? false;
+    message.targetLoss = object.targetLoss ?? 0;
     return message;
   },
 };
