@@ -42,5 +42,5 @@ export { adaptationStep } from './step';
 export { dualHostBatch, ParallelAdaptation } from './parallel-step';
 export type { ParallelAdaptationOptions } from './parallel-step';
 export type { DualBatch, DualStepOptions, DualStepResult } from './step';
-export { busiestSlice, CONFIDENCE_FEATURES, DEFAULT_HYPERPARAMETERS, DEFAULT_RL_SETTINGS, DEFAULT_WEIGHT_LEVELS, maskFeatures, RANDOM_POLICY, resolveHyperparameters, RULE_THRESHOLD, runAdaptation, StopReason, TARGET_LOSSES } from './loop';
+export { busiestSlice, CONFIDENCE_FEATURES, DEFAULT_HYPERPARAMETERS, DEFAULT_RL_SETTINGS, DEFAULT_WEIGHT_LEVELS, maskFeatures, RANDOM_POLICY, resolveHyperparameters, resultRoundMetrics, RULE_THRESHOLD, runAdaptation, StopReason, TARGET_LOSSES } from './loop';
 export type { AdaptationCallbacks, AdaptationHyperparameters, AdaptationOptions, AdaptationResult, RlPolicyAblation, RlSettings, RoundReport, RoundSnapshot, StepReport, TargetLoss } from './loop';

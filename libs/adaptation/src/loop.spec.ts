@@ -8,7 +8,7 @@ import { AdaptationConfigError } from './errors';
 import { squareLabel, squareVolume } from './fixtures.test-util';
 import { LocalReliabilityPort, LocalTeacherPort, RuleAgentPort } from './local-ports';
 import { FEATURE_SCHEMA } from '@purify/reliability';
-import { busiestSlice, maskFeatures, DEFAULT_WEIGHT_LEVELS, resolveHyperparameters, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
+import { busiestSlice, maskFeatures, DEFAULT_WEIGHT_LEVELS, resolveHyperparameters, resultRoundMetrics, runAdaptation, type AdaptationOptions, type RoundReport } from './loop';
 import type { ActRequest, PolicyAddress } from './ports';
 import { Method, METHODS } from './methods';
 
@@ -54,6 +54,19 @@ describe('busiestSlice', () => {
     [[[0, 0, 0, 0], [0, 0, 0, 1], [4, 4, 4, 0]], 2],
   ])('%j: slice %d (most foreground, lowest on ties)', (slices, want) => {
     expect(busiestSlice(Uint8Array.from(slices.flat()), [slices.length, 2, 2])).toBe(want);
+  });
+});
+
+describe('resultRoundMetrics (the figures published with the model)', () => {
+  const rounds = [1, 2, 3].map((round) => ({ round, metrics: { source_val_dice: round / 10 } })) as unknown as RoundReport[];
+  it.each([
+    // [case, rounds, kept round, expected figures]
+    ['no guard: the last round', rounds, undefined, { source_val_dice: 0.3 }],
+    ['the guard kept round 1', rounds, 1, { source_val_dice: 0.1 }],
+    ['the guard kept the starting model: no round made it', rounds, 0, {}],
+    ['no round ran', [], undefined, {}],
+  ])('%s', (_case, history, keptRound, want) => {
+    expect(resultRoundMetrics({ rounds: history, keptRound })).toEqual(want);
   });
 });
 

@@ -393,6 +393,16 @@ export interface AdaptationResult {
   readonly keptRound?: number | undefined;
 }
 
+/**
+ * The label-free figures that describe the model a run returns: those of the
+ * round the round guard kept, else of the last round; none when the kept model
+ * is the starting one (round 0: no round of this run made it).
+ */
+export function resultRoundMetrics(result: Pick<AdaptationResult, 'rounds' | 'keptRound'>): Readonly<Record<string, number>> {
+  const round = result.keptRound ?? result.rounds[result.rounds.length - 1]?.round ?? 0;
+  return result.rounds.find((r) => r.round === round)?.metrics ?? {};
+}
+
 /** The round guard's state in the round checkpoint (its kept teacher is the file `kept-r<keptRound>.bin` beside it). */
 interface GuardCheckpoint {
   readonly proxies: RoundProxy[];

@@ -13,6 +13,7 @@ import {
   LocalTeacherPort,
   loadJobData,
   Method,
+  resultRoundMetrics,
   runAdaptation,
   type AdaptationCallbacks,
   type AdaptationPorts,
@@ -118,7 +119,8 @@ export async function runJob(
   let ports: AdaptationPorts;
   const agentTarget: { policy: PolicyAddress } | { experiment: string } | undefined =
     spec.agentTarget?.$case === 'policy' ? { policy: spec.agentTarget.policy } : spec.agentTarget?.$case === 'experiment' ? { experiment: spec.agentTarget.experiment } : undefined;
-  const policyProvenance = { job: jobId, method, source: resolve(spec.source!.path), target: resolve((spec.target ?? spec.source)!.path), seed: String(spec.seed) };
+  const dataPaths = { source: resolve(spec.source!.path), target: resolve((spec.target ?? spec.source)!.path) };
+  const policyProvenance = { job: jobId, method, ...dataPaths, seed: String(spec.seed) };
   const agent = method === Method.Rl ? new RemoteAgentPort(settings.agent, settings.addresses.agent, settings.retry, agentTarget, spec.seed, policyProvenance) : undefined;
   if (settings.inference === 'local') {
     const teacher = new LocalTeacherPort(teacherName);
@@ -174,8 +176,8 @@ export async function runJob(
     return { result, published: undefined, metrics: [] };
   }
 
-  const last = result.rounds[result.rounds.length - 1];
-  const metrics: Metric[] = Object.entries(last?.metrics ?? {})
+  // The figures of the round whose teacher is published (the round guard may keep an earlier one than the last).
+  const metrics: Metric[] = Object.entries(resultRoundMetrics(result))
     .filter(([, v]) => Number.isFinite(v))
     .map(([name, value]) => ({ name, value, split: name.endsWith('source_val_dice') ? 'source-val' : name.startsWith('sim_') ? 'simulated-shift' : 'target-unlabelled', measuredAt: new Date() }));
   try {
@@ -191,8 +193,7 @@ export async function runJob(
       provenance: {
         job: jobId,
         method,
-        source: resolve(spec.source!.path),
-        target: resolve((spec.target ?? spec.source)!.path),
+        ...dataPaths,
         seed: String(spec.seed),
         initModel: initText,
         rounds: String(result.roundsDone),

@@ -149,10 +149,8 @@ export function checkSpec(spec: JobSpec, artifactsDir: string): CheckedSpec {
 
 /** `promote_policy` / `freeze_policy`: METHOD_RL only, and only where a policy decides (and, frozen, is not trained). */
 function checkPolicyHandoff(spec: JobSpec, method: Method, ablation: RlAblation): void {
-  for (const field of ['promote_policy', 'freeze_policy'] as const) {
-    const on = field === 'promote_policy' ? spec.promotePolicy : spec.freezePolicy;
-    if (on && method !== Method.Rl) throw validate.invalid(`spec.${field}`, 'is only used by METHOD_RL', method);
-  }
+  if (spec.promotePolicy && method !== Method.Rl) throw validate.invalid('spec.promote_policy', 'is only used by METHOD_RL', method);
+  if (spec.freezePolicy && method !== Method.Rl) throw validate.invalid('spec.freeze_policy', 'is only used by METHOD_RL', method);
   if (spec.promotePolicy && ablation === RlAblation.RL_ABLATION_RANDOM_POLICY) {
     throw validate.invalid('spec.promote_policy', 'needs a policy to promote; RL_ABLATION_RANDOM_POLICY asks no policy', 'RL_ABLATION_RANDOM_POLICY');
   }

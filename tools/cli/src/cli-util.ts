@@ -13,6 +13,15 @@ export class CliError extends Error {
   }
 }
 
+/** commander option parser for one of the keys of `choices` (a name → value table). */
+export function choiceArg<K extends string>(choices: Readonly<Record<K, unknown>>): (raw: string) => K {
+  const names = Object.keys(choices);
+  return (raw) => {
+    if (!names.includes(raw)) throw new InvalidArgumentError(`expected one of ${names.join(', ')}, got "${raw}"`);
+    return raw as K;
+  };
+}
+
 /** commander option parser for an integer in [min, max]. */
 export function intArg(min: number, max: number): (raw: string) => number {
   return (raw) => {

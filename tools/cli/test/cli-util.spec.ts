@@ -1,6 +1,6 @@
 // Flag parsers: what they accept and the message for what they refuse.
 import { InvalidArgumentError } from 'commander';
-import { intArg, numberArg } from '../src/cli-util';
+import { choiceArg, intArg, numberArg } from '../src/cli-util';
 
 describe('numberArg', () => {
   it.each([
@@ -23,6 +23,17 @@ describe('numberArg', () => {
     const parse = numberArg(range[0], range[1], range[2]);
     expect(() => parse(raw)).toThrow(InvalidArgumentError);
     expect(() => parse(raw)).toThrow(message);
+  });
+});
+
+describe('choiceArg', () => {
+  const parse = choiceArg({ 'class-mass': 2, uniform: 1 });
+  it.each([['uniform'], ['class-mass']])('accepts %s', (raw) => {
+    expect(parse(raw)).toBe(raw);
+  });
+  it.each([['Uniform'], [''], ['toString']])('refuses "%s", naming the choices', (raw) => {
+    expect(() => parse(raw)).toThrow(InvalidArgumentError);
+    expect(() => parse(raw)).toThrow(`expected one of class-mass, uniform, got "${raw}"`);
   });
 });
 

@@ -7,7 +7,7 @@ import { writeFileAtomic, writeJsonAtomic } from '@purify/artifacts';
 import { enlargeImage, overlayImage, percentiles, tileHorizontally, writePng } from '@purify/imaging';
 import { JobSpec, JobState, Method, Modality, RlAblation, TargetLoss, TrainerServiceClient, type Job, type JobEvent, type RoundEvent, type RoundSnapshot } from '@purify/proto';
 import { createClient, PurifyError, unaryCall } from '@purify/runtime';
-import { CliError, intArg, numberArg, table } from '../cli-util';
+import { choiceArg, CliError, intArg, numberArg, table } from '../cli-util';
 import { Progress, formatSeconds } from '../progress';
 import { serviceAddress } from '../services-file';
 import { OutputPolicy } from '../write-safety';
@@ -81,19 +81,13 @@ export interface AdaptOptions {
 export const TARGET_LOSS_NAMES = { 'class-balanced': TargetLoss.TARGET_LOSS_CLASS_BALANCED, uniform: TargetLoss.TARGET_LOSS_UNIFORM, 'class-mass': TargetLoss.TARGET_LOSS_CLASS_MASS } as const;
 export type TargetLossName = keyof typeof TARGET_LOSS_NAMES;
 
-export function targetLossArg(v: string): TargetLossName {
-  if (!Object.keys(TARGET_LOSS_NAMES).includes(v)) throw new InvalidArgumentError(`expected one of ${Object.keys(TARGET_LOSS_NAMES).join(', ')}, got "${v}"`);
-  return v as TargetLossName;
-}
+export const targetLossArg = choiceArg(TARGET_LOSS_NAMES);
 
 /** `--rl-ablation` values and their proto enum. */
 export const RL_ABLATIONS = { untrained: RlAblation.RL_ABLATION_UNTRAINED_POLICY, random: RlAblation.RL_ABLATION_RANDOM_POLICY, 'confidence-features': RlAblation.RL_ABLATION_CONFIDENCE_FEATURES } as const;
 export type RlAblationName = keyof typeof RL_ABLATIONS;
 
-function rlAblationArg(v: string): RlAblationName {
-  if (!Object.keys(RL_ABLATIONS).includes(v)) throw new InvalidArgumentError(`expected one of ${Object.keys(RL_ABLATIONS).join(', ')}, got "${v}"`);
-  return v as RlAblationName;
-}
+const rlAblationArg = choiceArg(RL_ABLATIONS);
 
 /** How long `adapt` keeps reconnecting to a trainer that went away before it gives up. */
 export const DEFAULT_RECONNECT_MS = 120_000;
